@@ -1,0 +1,53 @@
+# asyncpress — every target CI uses is here.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PY := .venv/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean
+
+help:
+	@echo "make run        set up, migrate the SQLite database and serve on http://$(HOST):$(PORT)"
+	@echo "make test       lint, type-check and run the tests on SQLite and PostgreSQL"
+	@echo "make fmt        format the code"
+	@echo "make seed       fill the database with demo data"
+
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv
+
+.venv/.installed: pyproject.toml uv.lock | uv
+	$(UV) sync --frozen --python python3
+	@touch $@
+
+install: .venv/.installed
+
+migrate: install
+	ENVIRONMENT=development .venv/bin/asyncpress db upgrade
+
+run: migrate
+	ENVIRONMENT=development .venv/bin/asyncpress serve --host $(HOST) --port $(PORT)
+
+seed: migrate
+	ENVIRONMENT=development .venv/bin/asyncpress seed --users 100 --articles 1000
+
+fmt: install
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: install
+	.venv/bin/mypy
+
+test: lint typecheck
+	.venv/bin/pytest
+
+test-sqlite: install
+	ASYNCPRESS_TEST_BACKENDS=sqlite .venv/bin/pytest
+
+clean:
+	rm -rf .venv .mypy_cache .pytest_cache .ruff_cache

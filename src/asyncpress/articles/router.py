@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response, status
+
+from asyncpress.articles import service
+from asyncpress.articles.repository import ArticleRecord, Filters
+from asyncpress.articles.schemas import (
+    ArticleListItem,
+    ArticleOut,
+    ArticleResponse,
+    ArticlesResponse,
+    NewArticleRequest,
+    UpdateArticleRequest,
+)
+from asyncpress.deps import AuthUserId, CurrentUser, SessionDep, ViewerId
+from asyncpress.pagination import Limit, Offset
+
+router = APIRouter(prefix="/articles")
+
+
+def _one(record: ArticleRecord) -> ArticleResponse:
+    return ArticleResponse(article=ArticleOut.model_validate(record))
+
+
+def _page(records: list[ArticleRecord], total: int) -> ArticlesResponse:
+    return ArticlesResponse(
+        articles=[ArticleListItem.model_validate(r) for r in records], articles_count=total
+    )
+
+
+# Declared before "/{slug}" so that "feed" is never taken for a slug.
+@router.get("/feed", response_model=ArticlesResponse, tags=["Articles"])
+async def feed(
+    session: SessionDep, user_id: AuthUserId, limit: Limit = 20, offset: Offset = 0
+) -> ArticlesResponse:
+    records, total = await service.list_articles(
+        session, Filters(feed_of=user_id), user_id, limit, offset
+    )
+    return _page(records, total)
+
+
+@router.get("", response_model=ArticlesResponse, tags=["Articles"])
+async def list_articles(
+    session: SessionDep,
+    viewer_id: ViewerId,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    author: Annotated[str | None, Query(max_length=64)] = None,
+    favorited: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> ArticlesResponse:
+    filters = Filters(tag=tag, author=author, favorited=favorited)
+    records, total = await service.list_articles(session, filters, viewer_id, limit, offset)
+    return _page(records, total)
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ArticleResponse, tags=["Articles"]
+)
+async def create_article(
+    body: Annotated[NewArticleRequest, Body()], session: SessionDep, user: CurrentUser
+) -> ArticleResponse:
+    return _one(await service.create(session, user, body.article))
+
+
+@router.get("/{slug}", response_model=ArticleResponse, tags=["Articles"])
+async def get_article(slug: str, session: SessionDep, viewer_id: ViewerId) -> ArticleResponse:
+    return _one(await service.get(session, slug, viewer_id))
+
+
+@router.put("/{slug}", response_model=ArticleResponse, tags=["Articles"])
+async def update_article(
+    slug: str,
+    body: Annotated[UpdateArticleRequest, Body()],
+    session: SessionDep,
+    user: CurrentUser,
+) -> ArticleResponse:
+    return _one(await service.update(session, user.id, slug, body.article))
+
+
+@router.delete("/{slug}", status_code=status.HTTP_204_NO_CONTENT, tags=["Articles"])
+async def delete_article(slug: str, session: SessionDep, user: CurrentUser) -> Response:
+    await service.delete(session, user.id, slug)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{slug}/favorite", response_model=ArticleResponse, tags=["Favorites"])
+async def favorite(slug: str, session: SessionDep, user: CurrentUser) -> ArticleResponse:
+    return _one(await service.set_favorite(session, user.id, slug, favorite=True))
+
+
+@router.delete("/{slug}/favorite", response_model=ArticleResponse, tags=["Favorites"])
+async def unfavorite(slug: str, session: SessionDep, user: CurrentUser) -> ArticleResponse:
+    return _one(await service.set_favorite(session, user.id, slug, favorite=False))

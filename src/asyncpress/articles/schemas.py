@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from asyncpress.profiles.schemas import ProfileOut
+from asyncpress.schemas import Schema, Timestamp
+
+MAX_TAGS = 20
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
+]
+Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
+TagName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+def _dedupe(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+TagList = Annotated[list[TagName], Field(max_length=MAX_TAGS), AfterValidator(_dedupe)]
+
+
+class NewArticle(Schema):
+    title: Title
+    description: Description
+    body: Body
+    tag_list: TagList = Field(default_factory=list)
+
+
+class ArticleUpdate(Schema):
+    title: Title | None = None
+    description: Description | None = None
+    body: Body | None = None
+    # Not in the contract's UpdateArticle, but front ends send it when editing.
+    tag_list: TagList | None = None
+
+
+class NewArticleRequest(Schema):
+    article: NewArticle
+
+
+class UpdateArticleRequest(Schema):
+    article: ArticleUpdate
+
+
+class ArticleListItem(Schema):
+    slug: str
+    title: str
+    description: str
+    tag_list: list[str]
+    created_at: Timestamp
+    updated_at: Timestamp
+    favorited: bool
+    favorites_count: int
+    author: ProfileOut
+
+
+class ArticleOut(ArticleListItem):
+    body: str
+
+
+class ArticleResponse(Schema):
+    article: ArticleOut
+
+
+class ArticlesResponse(Schema):
+    articles: list[ArticleListItem]
+    articles_count: int

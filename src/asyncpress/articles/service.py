@@ -1,0 +1,164 @@
+"""Article use cases. Each write commits exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from asyncpress.articles import repository
+from asyncpress.articles.models import Article
+from asyncpress.articles.repository import ArticleRecord, Filters
+from asyncpress.articles.schemas import ArticleUpdate, NewArticle
+from asyncpress.articles.slugs import first_free, slugify
+from asyncpress.db import begin_write, utcnow
+from asyncpress.errors import Forbidden, NotFound
+from asyncpress.profiles.schemas import ProfileOut
+from asyncpress.users.models import User
+
+# A concurrent writer may take the slug we picked between our read and our
+# insert; the unique constraint catches it and we pick again.
+SLUG_ATTEMPTS = 5
+
+
+def _slug_conflict(exc: IntegrityError) -> bool:
+    return "slug" in str(exc.orig).lower()
+
+
+async def list_articles(
+    session: AsyncSession, filters: Filters, viewer_id: int | None, limit: int, offset: int
+) -> tuple[list[ArticleRecord], int]:
+    total = await repository.count(session, filters)
+    page = await repository.records(
+        session,
+        viewer_id=viewer_id,
+        where=filters.where(),
+        limit=limit,
+        offset=offset,
+        with_body=False,
+    )
+    return page, total
+
+
+async def get(session: AsyncSession, slug: str, viewer_id: int | None) -> ArticleRecord:
+    found = await repository.record_by_slug(session, slug, viewer_id)
+    if found is None:
+        raise NotFound("article")
+    return found
+
+
+async def _write_retrying_slug(
+    session: AsyncSession, write: Callable[[], Awaitable[Article]]
+) -> Article:
+    """Run ``write`` in a write transaction and commit, again if a slug was taken."""
+    for attempt in range(1, SLUG_ATTEMPTS + 1):
+        await begin_write(session)
+        try:
+            article = await write()
+            await session.commit()
+        except IntegrityError as exc:
+            await session.rollback()
+            if not _slug_conflict(exc) or attempt == SLUG_ATTEMPTS:
+                raise
+        else:
+            return article
+    raise AssertionError("unreachable")
+
+
+async def create(session: AsyncSession, author: User, data: NewArticle) -> ArticleRecord:
+    base = slugify(data.title)
+
+    async def write() -> Article:
+        now = utcnow()
+        article = Article(
+            slug=first_free(base, await repository.slugs_like(session, base)),
+            title=data.title,
+            description=data.description,
+            body=data.body,
+            author_id=author.id,
+            favorites_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(article)
+        await session.flush()
+        await repository.set_tags(session, article.id, data.tag_list)
+        return article
+
+    article = await _write_retrying_slug(session, write)
+    # Everything the response shows is known here; no need to read it back.
+    return ArticleRecord(
+        id=article.id,
+        slug=article.slug,
+        title=article.title,
+        description=article.description,
+        body=article.body,
+        tag_list=sorted(data.tag_list),
+        created_at=article.created_at,
+        updated_at=article.updated_at,
+        favorited=False,
+        favorites_count=0,
+        author=ProfileOut(
+            username=author.username, bio=author.bio, image=author.image, following=False
+        ),
+    )
+
+
+async def _owned(session: AsyncSession, slug: str, user_id: int) -> Article:
+    article = await repository.by_slug(session, slug)
+    if article is None:
+        raise NotFound("article")
+    if article.author_id != user_id:
+        raise Forbidden("article", "belongs to another author")
+    return article
+
+
+async def update(
+    session: AsyncSession, user_id: int, slug: str, data: ArticleUpdate
+) -> ArticleRecord:
+    async def write() -> Article:
+        article = await _owned(session, slug, user_id)
+        if data.title is not None and data.title != article.title:
+            base = slugify(data.title)
+            taken = await repository.slugs_like(session, base, exclude_id=article.id)
+            article.title = data.title
+            article.slug = first_free(base, taken)
+        if data.description is not None:
+            article.description = data.description
+        if data.body is not None:
+            article.body = data.body
+        article.updated_at = utcnow()
+        await session.flush()
+        if data.tag_list is not None:
+            await repository.set_tags(session, article.id, data.tag_list)
+        return article
+
+    article = await _write_retrying_slug(session, write)
+    return await get(session, article.slug, user_id)
+
+
+async def delete(session: AsyncSession, user_id: int, slug: str) -> None:
+    await begin_write(session)
+    article = await _owned(session, slug, user_id)
+    # Comments, favorites and tag links go with it (ON DELETE CASCADE).
+    await repository.delete_article(session, article.id)
+    await session.commit()
+
+
+async def set_favorite(
+    session: AsyncSession, user_id: int, slug: str, *, favorite: bool
+) -> ArticleRecord:
+    """Favorite or unfavorite; doing it twice is the same as doing it once."""
+    await begin_write(session)
+    article_id = await repository.id_by_slug(session, slug)
+    if article_id is None:
+        raise NotFound("article")
+    if favorite:
+        await repository.add_favorite(session, user_id, article_id)
+    else:
+        await repository.remove_favorite(session, user_id, article_id)
+    record = await repository.record_by_slug(session, slug, user_id)
+    await session.commit()
+    assert record is not None
+    return record

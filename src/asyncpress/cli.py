@@ -1,0 +1,180 @@
+"""The ``asyncpress`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from asyncpress.config import Settings, get_settings
+from asyncpress.seed import SeedReport
+
+app = typer.Typer(no_args_is_help=True, help="asyncpress: publishing and community backend.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+users_app = typer.Typer(no_args_is_help=True, help="Accounts.")
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]configuration error:[/red] {error['msg']}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn  # noqa: PLC0415
+
+    settings = _settings()
+    uvicorn.run(
+        "asyncpress.main:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=None if reload else workers,
+        reload=reload,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default: the latest)."""
+    from asyncpress.migrate import upgrade  # noqa: PLC0415
+
+    upgrade(_settings().database_url, revision)
+    console.print(f"database at revision {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ("base" empties the schema)."""
+    from asyncpress.migrate import downgrade  # noqa: PLC0415
+
+    downgrade(_settings().database_url, revision)
+    console.print(f"database at revision {revision}")
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="Username.")],
+    email: Annotated[str, typer.Option(help="E-mail address.")],
+    password: Annotated[
+        str | None, typer.Option(help="Password (asked for when left out).")
+    ] = None,
+) -> None:
+    """Create an account."""
+    from asyncpress.errors import AppError  # noqa: PLC0415
+    from asyncpress.users.schemas import NewUser  # noqa: PLC0415
+
+    settings = _settings()
+    secret = password if password is not None else getpass.getpass("Password: ")
+    try:
+        data = NewUser(username=username, email=email, password=secret)
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]{'.'.join(map(str, error['loc']))}[/red] {error['msg']}")
+        raise typer.Exit(2) from exc
+    try:
+        user_id = asyncio.run(_create_user(settings, data))
+    except AppError as exc:
+        console.print(f"[red]{exc.field}[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    console.print(f"created user {data.username} (id {user_id})")
+
+
+async def _create_user(settings: Settings, data: object) -> int:
+    from asyncpress.db import create_engine, create_sessionmaker  # noqa: PLC0415
+    from asyncpress.security import Passwords  # noqa: PLC0415
+    from asyncpress.users import service  # noqa: PLC0415
+    from asyncpress.users.schemas import NewUser  # noqa: PLC0415
+
+    assert isinstance(data, NewUser)
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            user = await service.register(session, Passwords(settings), data)
+            return user.id
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def seed(
+    users: Annotated[int, typer.Option(min=1, help="Users to create.")] = 100,
+    articles: Annotated[int, typer.Option(min=0, help="Articles to create.")] = 1000,
+    comments: Annotated[int | None, typer.Option(min=0, help="Comments [1.5 x articles].")] = None,
+    favorites: Annotated[
+        int | None, typer.Option(min=0, help="Favorites [0.5 x articles].")
+    ] = None,
+    follows: Annotated[int | None, typer.Option(min=0, help="Follows [5 x users].")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 1,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Fill the database with realistic demo data (password of every user: password123)."""
+    settings = _settings()
+    report = asyncio.run(
+        _seed(
+            settings,
+            users=users,
+            articles=articles,
+            comments=comments if comments is not None else articles * 3 // 2,
+            favorites=favorites if favorites is not None else articles // 2,
+            follows=follows if follows is not None else users * 5,
+            seed_value=seed,
+            quiet=quiet,
+        )
+    )
+    summary = ", ".join(f"{count} {table}" for table, count in report.counts.items())
+    console.print(f"seeded {summary} in {report.seconds:.1f} s")
+
+
+async def _seed(settings: Settings, *, quiet: bool, **sizes: int) -> SeedReport:
+    from anyio.to_thread import run_sync  # noqa: PLC0415
+
+    from asyncpress.db import create_engine, create_sessionmaker  # noqa: PLC0415
+    from asyncpress.security import Passwords  # noqa: PLC0415
+    from asyncpress.seed import SEED_PASSWORD, seed  # noqa: PLC0415
+
+    engine = await run_sync(create_engine, settings)
+    password_hash = await Passwords(settings).hash(SEED_PASSWORD)
+    columns = (
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=quiet or not sys.stderr.isatty()) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=done)  # type: ignore[arg-type]
+
+        try:
+            async with create_sessionmaker(engine)() as session:
+                return await seed(session, password_hash=password_hash, progress=progress, **sizes)
+        finally:
+            await engine.dispose()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+from asyncpress.profiles.schemas import ProfileOut
+from asyncpress.schemas import Schema, Timestamp
+
+CommentBody = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)
+]
+
+
+class NewComment(Schema):
+    body: CommentBody
+
+
+class NewCommentRequest(Schema):
+    comment: NewComment
+
+
+class CommentOut(Schema):
+    id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    body: str
+    author: ProfileOut
+
+
+class CommentResponse(Schema):
+    comment: CommentOut
+
+
+class CommentsResponse(Schema):
+    comments: list[CommentOut]

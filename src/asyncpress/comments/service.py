@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from asyncpress.articles import repository as articles
+from asyncpress.comments import repository
+from asyncpress.comments.models import Comment
+from asyncpress.comments.schemas import CommentOut, NewComment
+from asyncpress.db import begin_write, utcnow
+from asyncpress.errors import Forbidden, NotFound
+from asyncpress.profiles.schemas import ProfileOut
+from asyncpress.users.models import User
+
+
+async def _article_id(session: AsyncSession, slug: str) -> int:
+    article_id = await articles.id_by_slug(session, slug)
+    if article_id is None:
+        raise NotFound("article")
+    return article_id
+
+
+async def list_for_article(
+    session: AsyncSession, slug: str, viewer_id: int | None, limit: int, offset: int
+) -> list[CommentOut]:
+    article_id = await _article_id(session, slug)
+    return await repository.for_article(session, article_id, viewer_id, limit, offset)
+
+
+async def add(session: AsyncSession, author: User, slug: str, data: NewComment) -> CommentOut:
+    await begin_write(session)
+    article_id = await _article_id(session, slug)
+    now = utcnow()
+    comment = Comment(
+        body=data.body, article_id=article_id, author_id=author.id, created_at=now, updated_at=now
+    )
+    session.add(comment)
+    await session.commit()
+    return CommentOut(
+        id=comment.id,
+        body=comment.body,
+        created_at=comment.created_at,
+        updated_at=comment.updated_at,
+        author=ProfileOut(
+            username=author.username, bio=author.bio, image=author.image, following=False
+        ),
+    )
+
+
+async def delete(session: AsyncSession, user_id: int, slug: str, comment_id: int) -> None:
+    await begin_write(session)
+    article_id = await _article_id(session, slug)
+    comment = await repository.by_id(session, comment_id)
+    if comment is None or comment.article_id != article_id:
+        raise NotFound("comment")
+    if comment.author_id != user_id:
+        raise Forbidden("comment", "belongs to another author")
+    await repository.delete_by_id(session, comment_id)
+    await session.commit()

@@ -1,0 +1,87 @@
+"""Annotated dependency aliases shared by every router."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from asyncpress.errors import Unauthorized
+from asyncpress.resources import Resources
+from asyncpress.security import TokenError
+from asyncpress.users.models import User
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    """One session per request. It never commits: the service does, once."""
+    async with resources.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_authorization = APIKeyHeader(
+    name="Authorization",
+    auto_error=False,
+    description="`Token <jwt>` as returned by login or registration.",
+)
+
+
+def _token(header: str | None) -> str | None:
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() not in {"token", "bearer"} or not token.strip():
+        raise Unauthorized("token", "is malformed (expected 'Token <jwt>')")
+    return token.strip()
+
+
+async def optional_user_id(
+    resources: ResourcesDep, header: Annotated[str | None, Depends(_authorization)]
+) -> int | None:
+    token = _token(header)
+    if token is None:
+        return None
+    try:
+        return resources.tokens.user_id(token)
+    except TokenError as exc:
+        raise Unauthorized("token", "is invalid or expired") from exc
+
+
+async def required_user_id(
+    user_id: Annotated[int | None, Depends(optional_user_id)],
+) -> int:
+    if user_id is None:
+        raise Unauthorized("token", "is missing")
+    return user_id
+
+
+async def current_user(
+    resources: ResourcesDep, user_id: Annotated[int, Depends(required_user_id)]
+) -> User:
+    """The caller's row, read in a short session of its own.
+
+    It is returned detached, so the request's session starts its (write)
+    transaction clean.
+    """
+    async with resources.sessionmaker() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        raise Unauthorized("token", "names an account that does not exist")
+    return user
+
+
+ViewerId = Annotated[int | None, Depends(optional_user_id)]
+AuthUserId = Annotated[int, Depends(required_user_id)]
+CurrentUser = Annotated[User, Depends(current_user)]

@@ -1,0 +1,144 @@
+"""Errors in the RealWorld envelope: ``{"errors": {"<field>": ["<message>"]}}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """A failure the client should see, with its status code and field."""
+
+    status_code = 400
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field = field
+        self.message = message
+
+
+class Unauthorized(AppError):
+    status_code = 401
+
+
+class Forbidden(AppError):
+    status_code = 403
+
+
+class NotFound(AppError):
+    status_code = 404
+
+    def __init__(self, field: str, message: str = "not found") -> None:
+        super().__init__(field, message)
+
+
+class Invalid(AppError):
+    status_code = 422
+
+
+def envelope(errors: dict[str, list[str]]) -> dict[str, dict[str, list[str]]]:
+    return {"errors": errors}
+
+
+def error_response(
+    status_code: int,
+    errors: dict[str, list[str]],
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(envelope(errors), status_code=status_code, headers=headers)
+
+
+# Locations FastAPI reports that are containers, not the field the user typed.
+_WRAPPERS = {"body", "query", "path", "header", "user", "article", "comment"}
+
+
+def _field_name(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    while len(parts) > 1 and parts[0] in _WRAPPERS:
+        parts = parts[1:]
+    # FastAPI validates an ``Annotated`` body as "body"; a missing wrapper is
+    # reported by the wrapper's own name, which is what the client needs.
+    return ".".join(parts) if parts else "body"
+
+
+# pydantic error type -> RealWorld-style message (``{…}`` filled from the error's context).
+_MESSAGES = {
+    "missing": "can't be blank",
+    "string_too_long": "is too long (maximum is {max_length} characters)",
+    "too_long": "has too many items (maximum is {max_length})",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "greater_than_equal": "must be greater than or equal to {ge}",
+    "less_than_equal": "must be less than or equal to {le}",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "json_invalid": "is not valid JSON",
+    "string_pattern_mismatch": "is invalid",
+}
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "string_too_short":
+        if ctx.get("min_length") == 1:
+            return "can't be blank"
+        return f"is too short (minimum is {ctx.get('min_length')} characters)"
+    if kind == "value_error" and ctx.get("error"):
+        return str(ctx["error"])
+    template = _MESSAGES.get(kind)
+    if template is None:
+        return str(err.get("msg") or "is invalid")
+    return template.format(**ctx)
+
+
+def validation_errors(errors: Sequence[Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for err in errors:
+        field = "body" if err.get("type") == "json_invalid" else _field_name(err.get("loc", ()))
+        message = _message(err)
+        bucket = out.setdefault(field, [])
+        if message not in bucket:
+            bucket.append(message)
+    return out
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    headers = {"WWW-Authenticate": "Token"} if exc.status_code == 401 else None
+    return error_response(exc.status_code, {exc.field: [exc.message]}, headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, validation_errors(exc.errors()))
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    field = {404: "path", 405: "method"}.get(exc.status_code, "request")
+    return error_response(exc.status_code, {field: [str(exc.detail).lower()]}, exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, {"server": ["internal error"]})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

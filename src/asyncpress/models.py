@@ -1,0 +1,10 @@
+"""Every domain's models, imported once so that one registry serves Alembic."""
+
+from asyncpress.articles.models import Article, Favorite
+from asyncpress.comments.models import Comment
+from asyncpress.db import Base
+from asyncpress.profiles.models import Follow
+from asyncpress.tags.models import Tag, article_tags
+from asyncpress.users.models import User
+
+__all__ = ["Article", "Base", "Comment", "Favorite", "Follow", "Tag", "User", "article_tags"]

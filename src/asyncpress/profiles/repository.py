@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, exists, false, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from asyncpress.db import insert_ignoring_conflicts
+from asyncpress.profiles.models import Follow
+from asyncpress.profiles.schemas import ProfileOut
+from asyncpress.users.models import User
+
+
+def following_expr(viewer_id: int | None, author_id: Any) -> ColumnElement[bool]:
+    """Whether the viewer follows the user whose id is ``author_id`` (a column)."""
+    if viewer_id is None:
+        return false()
+    return exists().where(Follow.follower_id == viewer_id, Follow.followee_id == author_id)
+
+
+def profile_from_row(row: Any) -> ProfileOut:
+    """The author profile of a row that selected username, bio, image and following."""
+    return ProfileOut(
+        username=row.username, bio=row.bio, image=row.image, following=bool(row.following)
+    )
+
+
+async def profile(session: AsyncSession, username: str, viewer_id: int | None) -> ProfileOut | None:
+    stmt = select(
+        User.username, User.bio, User.image, following_expr(viewer_id, User.id).label("following")
+    ).where(User.username == username)
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else profile_from_row(row)
+
+
+async def user_id_by_username(session: AsyncSession, username: str) -> int | None:
+    result = await session.execute(select(User.id).where(User.username == username))
+    return result.scalar_one_or_none()
+
+
+async def follow(session: AsyncSession, follower_id: int, followee_id: int) -> None:
+    stmt = insert_ignoring_conflicts(session, Follow).values(
+        follower_id=follower_id, followee_id=followee_id
+    )
+    await session.execute(stmt)
+
+
+async def unfollow(session: AsyncSession, follower_id: int, followee_id: int) -> None:
+    await session.execute(
+        delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee_id)
+    )

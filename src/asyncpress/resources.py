@@ -1,0 +1,19 @@
+"""What the lifespan creates and disposes, reachable from every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from asyncpress.config import Settings
+from asyncpress.security import Passwords, Tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    tokens: Tokens
+    passwords: Passwords

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, status
+
+from asyncpress.deps import CurrentUser, ResourcesDep, SessionDep
+from asyncpress.users import service
+from asyncpress.users.models import User
+from asyncpress.users.schemas import (
+    LoginRequest,
+    NewUserRequest,
+    UpdateUserRequest,
+    UserOut,
+    UserResponse,
+)
+
+router = APIRouter(tags=["User and Authentication"])
+
+
+def _user_response(user: User, token: str) -> UserResponse:
+    return UserResponse(
+        user=UserOut(
+            email=user.email, token=token, username=user.username, bio=user.bio, image=user.image
+        )
+    )
+
+
+def _presented_token(request: Request) -> str:
+    # Only reached after authentication succeeded, so the header is well-formed.
+    return request.headers["authorization"].strip().partition(" ")[2].strip()
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserResponse)
+async def register(
+    body: Annotated[NewUserRequest, Body()], session: SessionDep, resources: ResourcesDep
+) -> UserResponse:
+    user = await service.register(session, resources.passwords, body.user)
+    return _user_response(user, resources.tokens.issue(user.id))
+
+
+@router.post("/users/login", response_model=UserResponse)
+async def login(
+    body: Annotated[LoginRequest, Body()], session: SessionDep, resources: ResourcesDep
+) -> UserResponse:
+    user = await service.login(session, resources.passwords, body.user)
+    return _user_response(user, resources.tokens.issue(user.id))
+
+
+@router.get("/user", response_model=UserResponse)
+async def current(user: CurrentUser, request: Request) -> UserResponse:
+    return _user_response(user, _presented_token(request))
+
+
+@router.put("/user", response_model=UserResponse)
+async def update(
+    body: Annotated[UpdateUserRequest, Body()],
+    user: CurrentUser,
+    session: SessionDep,
+    resources: ResourcesDep,
+    request: Request,
+) -> UserResponse:
+    updated = await service.update(session, resources.passwords, user.id, body.user)
+    return _user_response(updated, _presented_token(request))

@@ -1,0 +1,183 @@
+"""Fixtures: the real app, through its lifespan, on real databases.
+
+Every API test runs twice, on SQLite and on a PostgreSQL server the session
+starts itself (``ASYNCPRESS_TEST_BACKENDS=sqlite`` narrows that for a quick
+local run). Tests marked ``postgres_only`` run on PostgreSQL alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from blockbuster import blockbuster_ctx
+from fastapi import FastAPI
+from sqlalchemy import event, text
+
+from asyncpress.config import Settings
+from asyncpress.main import create_app
+from asyncpress.migrate import upgrade
+from asyncpress.resources import Resources
+from tests.support import contract
+from tests.support.postgres import PostgresServer
+
+ALL_BACKENDS = ("sqlite", "postgresql")
+TEST_SECRET = "test-secret-" + "x" * 40
+TABLES = ("comments", "favorites", "article_tags", "follows", "articles", "tags", "users")
+
+
+def selected_backends() -> tuple[str, ...]:
+    wanted = os.environ.get("ASYNCPRESS_TEST_BACKENDS")
+    if not wanted:
+        return ALL_BACKENDS
+    return tuple(b.strip() for b in wanted.split(",") if b.strip() in ALL_BACKENDS)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    backends = selected_backends()
+    if metafunc.definition.get_closest_marker("postgres_only"):
+        backends = tuple(b for b in backends if b == "postgresql")
+    metafunc.parametrize("backend", backends)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _load_contract() -> None:
+    """Read the contract before any event loop runs (file reads block)."""
+    contract.preload()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    postgres_server.psql("CREATE DATABASE asyncpress_test")
+    url = postgres_server.url("asyncpress_test")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    template: Path = request.getfixturevalue("sqlite_template")
+    target = tmp_path / "asyncpress.db"
+    shutil.copyfile(template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "jwt_secret": TEST_SECRET,
+        "log_level": "WARNING",
+        # Cheap hashing keeps the suite fast; production costs are the defaults.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 64,
+        "argon2_parallelism": 1,
+        "hash_concurrency": 4,
+        "db_pool_size": 20,
+        "db_max_overflow": 40,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+async def _empty_postgres(url: str) -> None:
+    dsn = url.replace("postgresql+asyncpg", "postgresql").replace("ssl=", "sslmode=")
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    if not settings.is_sqlite:
+        await _empty_postgres(settings.database_url)
+    application = create_app(settings)
+    # From here on, any blocking call made on the event loop fails the test.
+    with blockbuster_ctx():
+        async with LifespanManager(application):
+            yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://asyncpress.test",
+        event_hooks={"response": [contract.hook]},
+    ) as http:
+        yield http
+
+
+def resources(app: FastAPI) -> Resources:
+    found: Resources = app.state.resources
+    return found
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def count_statements(app: FastAPI) -> Iterator[StatementCounter]:
+    """Counts SQL statements sent (transaction control such as BEGIN excluded)."""
+    counter = StatementCounter()
+    engine = resources(app).engine.sync_engine
+
+    def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.split(None, 1)[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK"}:
+            counter.statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", _record)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", _record)
+
+
+async def row_count(app: FastAPI, table: str) -> int:
+    """Rows in ``table``, read straight from the database."""
+    assert table in TABLES
+    async with resources(app).sessionmaker() as session:
+        result = await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
+        return int(result.scalar_one())

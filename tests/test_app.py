@@ -1,0 +1,98 @@
+"""Cross-cutting behaviour of the app: CORS, errors, routes, the event-loop guard."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from blockbuster import BlockingError
+from fastapi import FastAPI
+from sqlalchemy.orm import RelationshipProperty
+
+from asyncpress.models import Base
+from tests.conftest import make_settings
+from tests.support import contract
+
+
+class TestCors:
+    async def test_preflight_from_a_browser_front_end(self, client: httpx.AsyncClient) -> None:
+        response = await client.options(
+            "/api/articles",
+            headers={
+                "Origin": "http://localhost:4200",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == "*"
+        allowed = response.headers["access-control-allow-headers"].lower()
+        assert "authorization" in allowed
+        assert "content-type" in allowed
+
+    async def test_simple_request_gets_the_header(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/api/tags", headers={"Origin": "https://app.example"})
+        assert response.headers["access-control-allow-origin"] == "*"
+
+
+class TestErrors:
+    async def test_unknown_route_is_404_in_the_envelope(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/api/nowhere")
+        assert response.status_code == 404
+        assert response.json() == {"errors": {"path": ["not found"]}}
+
+    async def test_wrong_method_is_405_in_the_envelope(self, client: httpx.AsyncClient) -> None:
+        response = await client.patch("/api/tags")
+        assert response.status_code == 405
+        assert list(response.json()["errors"]) == ["method"]
+
+    async def test_health(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/api/health")
+        assert response.json() == {"status": "ok"}
+
+
+def test_every_contract_operation_is_served(app_routes: set[tuple[str, str]]) -> None:
+    wanted = {
+        (method.upper(), "/api" + path)
+        for path, item in contract.contract()["paths"].items()
+        for method in item
+    }
+    assert wanted <= app_routes, wanted - app_routes
+
+
+@pytest.fixture
+def app_routes() -> set[tuple[str, str]]:
+    from asyncpress.main import create_app  # noqa: PLC0415
+
+    app = create_app(make_settings("sqlite+aiosqlite:///unused.db"))
+    spec = app.openapi()
+    return {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
+
+
+def test_every_relationship_refuses_lazy_loading() -> None:
+    relationships = [
+        prop
+        for mapper in Base.registry.mappers
+        for prop in mapper.iterate_properties
+        if isinstance(prop, RelationshipProperty)
+    ]
+    assert relationships
+    assert all(r.lazy == "raise" for r in relationships), [
+        (r.parent.class_.__name__, r.key, r.lazy) for r in relationships if r.lazy != "raise"
+    ]
+
+
+class TestEventLoopGuard:
+    """The guard the whole suite relies on is live: a blocking call fails a test."""
+
+    async def test_a_blocking_call_in_a_request_is_caught(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        @app.get("/api/_blocking")
+        async def blocking() -> dict[str, str]:
+            time.sleep(0.001)  # noqa: ASYNC251 - the point of the test
+            return {}
+
+        with pytest.raises(BlockingError):
+            await client.get("/api/_blocking")

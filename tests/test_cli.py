@@ -1,0 +1,138 @@
+"""The ``asyncpress`` command, run as a user would (a real process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import TEST_SECRET
+
+CLI = [sys.executable, "-m", "asyncpress.cli"]
+
+
+def _run(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ENVIRONMENT": "test",
+        "JWT_SECRET": TEST_SECRET,
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "64",
+        **env,
+    }
+    return subprocess.run(  # noqa: S603
+        [*CLI, *args], env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _counts(database_url: str) -> dict[str, int]:
+    sync_url = database_url.replace("+aiosqlite", "")
+    engine = create_engine(sync_url)
+    try:
+        with engine.connect() as conn:
+            return {
+                table: int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
+                for table in ("users", "articles", "comments", "favorites", "follows", "tags")
+            }
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def fresh_sqlite(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+
+
+def test_db_upgrade_seed_and_users_create(fresh_sqlite: str) -> None:
+    upgraded = _run("db", "upgrade", database_url=fresh_sqlite)
+    assert upgraded.returncode == 0, upgraded.stderr
+    seeded = _run(
+        "seed",
+        "--users",
+        "12",
+        "--articles",
+        "40",
+        "--seed",
+        "3",
+        "--quiet",
+        database_url=fresh_sqlite,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    counts = _counts(fresh_sqlite)
+    assert counts["users"] == 12
+    assert counts["articles"] == 40
+    assert counts["comments"] == 60
+    assert 0 < counts["favorites"] <= 20
+    assert 0 < counts["follows"] <= 60
+    created = _run(
+        "users",
+        "create",
+        "--username",
+        "admin",
+        "--email",
+        "admin@example.com",
+        "--password",
+        "long enough",
+        database_url=fresh_sqlite,
+    )
+    assert created.returncode == 0, created.stderr
+    assert _counts(fresh_sqlite)["users"] == 13
+    again = _run(
+        "users",
+        "create",
+        "--username",
+        "ADMIN",
+        "--email",
+        "x@example.com",
+        "--password",
+        "long enough",
+        database_url=fresh_sqlite,
+    )
+    assert again.returncode == 1
+    assert "already been taken" in again.stderr
+
+
+def test_seed_is_reproducible(tmp_path: Path) -> None:
+    urls = [f"sqlite+aiosqlite:///{tmp_path / f'{n}.db'}" for n in range(2)]
+    titles = []
+    for url in urls:
+        assert _run("db", "upgrade", database_url=url).returncode == 0
+        assert (
+            _run(
+                "seed",
+                "--users",
+                "5",
+                "--articles",
+                "10",
+                "--seed",
+                "9",
+                "--quiet",
+                database_url=url,
+            ).returncode
+            == 0
+        )
+        engine = create_engine(url.replace("+aiosqlite", ""))
+        with engine.connect() as conn:
+            titles.append(
+                conn.execute(text("SELECT title FROM articles ORDER BY id")).scalars().all()
+            )
+        engine.dispose()
+    assert titles[0] == titles[1]
+    assert len(titles[0]) == 10
+
+
+def test_refuses_to_start_with_the_built_in_secret(fresh_sqlite: str) -> None:
+    result = _run(
+        "db",
+        "upgrade",
+        database_url=fresh_sqlite,
+        ENVIRONMENT="production",
+        JWT_SECRET="asyncpress-development-secret-do-not-use-in-production",
+    )
+    assert result.returncode == 2
+    assert "JWT_SECRET" in result.stderr

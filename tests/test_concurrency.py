@@ -1,0 +1,60 @@
+"""Concurrent writers, all through the real app at once.
+
+These are the races the issue names for PostgreSQL; they run on SQLite too,
+where write transactions queue on the database lock (BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from fastapi import FastAPI
+
+from tests.conftest import row_count
+from tests.factories import create_article, register
+
+
+class TestConcurrentWrites:
+    async def test_fifty_concurrent_favorites_count_fifty(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        author = await register(client)
+        slug = (await create_article(client, author))["slug"]
+        fans = [await register(client) for _ in range(50)]
+        responses = await asyncio.gather(
+            *(client.post(f"/api/articles/{slug}/favorite", headers=f.headers) for f in fans)
+        )
+        assert [r.status_code for r in responses] == [200] * 50
+        article = (await client.get(f"/api/articles/{slug}")).json()["article"]
+        assert article["favoritesCount"] == 50
+        assert await row_count(app, "favorites") == 50
+
+    async def test_twenty_concurrent_registrations_of_one_name_make_one_account(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        async def attempt(n: int) -> httpx.Response:
+            user = {"username": "popular", "email": f"p{n}@example.com", "password": "password1"}
+            return await client.post("/api/users", json={"user": user})
+
+        responses = await asyncio.gather(*(attempt(n) for n in range(20)))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [201] + [422] * 19
+        for response in responses:
+            if response.status_code == 422:
+                assert response.json() == {"errors": {"username": ["has already been taken"]}}
+        assert await row_count(app, "users") == 1
+
+    async def test_same_title_at_once_gets_distinct_slugs(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        alice = await register(client)
+        bob = await register(client)
+        created = await asyncio.gather(
+            create_article(client, alice, title="Breaking News"),
+            create_article(client, bob, title="Breaking News"),
+            create_article(client, alice, title="Breaking News"),
+        )
+        slugs = sorted(a["slug"] for a in created)
+        assert slugs == ["breaking-news", "breaking-news-2", "breaking-news-3"]
+        assert await row_count(app, "articles") == 3
