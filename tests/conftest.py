@@ -115,6 +115,7 @@ def settings(database_url: str) -> Settings:
 
 
 async def _empty_postgres(url: str) -> None:
+    """Remove every row, keeping the schema (PostgreSQL only)."""
     dsn = url.replace("postgresql+asyncpg", "postgresql").replace("ssl=", "sslmode=")
     connection = await asyncpg.connect(dsn)
     try:

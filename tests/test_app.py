@@ -6,12 +6,16 @@ import time
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from blockbuster import BlockingError
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import RelationshipProperty
 
+from asyncpress.main import create_app
 from asyncpress.models import Base
-from tests.conftest import make_settings
+from tests.conftest import make_settings, resources
 from tests.support import contract
 
 
@@ -63,8 +67,6 @@ def test_every_contract_operation_is_served(app_routes: set[tuple[str, str]]) ->
 
 @pytest.fixture
 def app_routes() -> set[tuple[str, str]]:
-    from asyncpress.main import create_app  # noqa: PLC0415
-
     app = create_app(make_settings("sqlite+aiosqlite:///unused.db"))
     spec = app.openapi()
     return {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
@@ -96,3 +98,29 @@ class TestEventLoopGuard:
 
         with pytest.raises(BlockingError):
             await client.get("/api/_blocking")
+
+
+class TestDatabaseSettings:
+    async def test_pool_is_sized_from_settings(self, app: FastAPI, backend: str) -> None:
+        engine = resources(app).engine
+        settings = resources(app).settings
+        assert engine.pool.size() == settings.db_pool_size  # type: ignore[attr-defined]
+        if backend == "postgresql":
+            assert engine.pool._pre_ping is True
+
+    @pytest.mark.postgres_only
+    async def test_postgres_sessions_carry_a_statement_timeout(
+        self, app: FastAPI, backend: str
+    ) -> None:
+        async with resources(app).sessionmaker() as session:
+            shown = (await session.execute(text("SHOW statement_timeout"))).scalar_one()
+        assert shown == "15s"
+
+    @pytest.mark.postgres_only
+    async def test_a_query_past_the_timeout_is_stopped_by_the_server(
+        self, database_url: str, backend: str
+    ) -> None:
+        app = create_app(make_settings(database_url, db_statement_timeout_ms=200))
+        async with LifespanManager(app), resources(app).sessionmaker() as session:
+            with pytest.raises(DBAPIError, match="statement timeout"):
+                await session.execute(text("SELECT pg_sleep(5)"))

@@ -60,3 +60,74 @@ async def test_constant_statements_for_limit_1_and_100(
     assert len(body[size_key]) > 1  # the large page really is large
     assert small == large
     assert large <= 3
+
+
+# Statements per request, authentication included (BEGIN/COMMIT not counted).
+# Writes read the caller's account in a short session of their own (1).
+BUDGET = {
+    "POST /users": 2,
+    "POST /users/login": 1,
+    "GET /user": 1,
+    "PUT /user": 3,
+    "GET /profiles/{username}": 1,
+    "POST /profiles/{username}/follow": 4,
+    "DELETE /profiles/{username}/follow": 4,
+    "POST /articles": 7,
+    "GET /articles": 3,
+    "GET /articles/feed": 3,
+    "GET /articles/{slug}": 2,
+    "PUT /articles/{slug}": 10,
+    "POST /articles/{slug}/favorite": 6,
+    "DELETE /articles/{slug}/favorite": 6,
+    "POST /articles/{slug}/comments": 3,
+    "GET /articles/{slug}/comments": 2,
+    "DELETE /articles/{slug}/comments/{id}": 4,
+    "GET /tags": 1,
+    "DELETE /articles/{slug}": 3,
+}
+
+
+async def test_statement_budget_per_endpoint(app: FastAPI, client: httpx.AsyncClient) -> None:
+    measured: dict[str, int] = {}
+
+    async def call(name: str, path: str, **kwargs: object) -> httpx.Response:
+        method = name.split(maxsplit=1)[0]
+        with count_statements(app) as counter:
+            response = await client.request(method, f"/api{path}", **kwargs)  # type: ignore[arg-type]
+        assert response.status_code < 300, (name, response.text)
+        measured[name] = counter.count
+        return response
+
+    user = {"username": "ann", "email": "ann@example.com", "password": "password1"}
+    token = (await call("POST /users", "/users", json={"user": user})).json()["user"]["token"]
+    ann = {"Authorization": f"Token {token}"}
+    ben = (await register(client, "ben")).headers
+    await call("POST /users/login", "/users/login", json={"user": user})
+    await call("GET /user", "/user", headers=ann)
+    await call("PUT /user", "/user", json={"user": {"bio": "hello"}}, headers=ann)
+    await call("GET /profiles/{username}", "/profiles/ann", headers=ben)
+    await call("DELETE /profiles/{username}/follow", "/profiles/ann/follow", headers=ben)
+    await call("POST /profiles/{username}/follow", "/profiles/ann/follow", headers=ben)
+    article = {"title": "T", "description": "d", "body": "b", "tagList": ["x", "y", "z"]}
+    await call("POST /articles", "/articles", json={"article": article}, headers=ann)
+    await call("POST /articles/{slug}/favorite", "/articles/t/favorite", headers=ben)
+    await call("GET /articles", "/articles?tag=x&author=ann&favorited=ben", headers=ben)
+    await call("GET /articles/feed", "/articles/feed", headers=ben)
+    await call("GET /articles/{slug}", "/articles/t", headers=ben)
+    edit = {"article": {"title": "T2", "tagList": ["q"]}}
+    await call("PUT /articles/{slug}", "/articles/t", json=edit, headers=ann)
+    await call("DELETE /articles/{slug}/favorite", "/articles/t2/favorite", headers=ben)
+    comment = await call(
+        "POST /articles/{slug}/comments",
+        "/articles/t2/comments",
+        json={"comment": {"body": "c"}},
+        headers=ben,
+    )
+    await call("GET /articles/{slug}/comments", "/articles/t2/comments", headers=ann)
+    comment_id = comment.json()["comment"]["id"]
+    await call(
+        "DELETE /articles/{slug}/comments/{id}", f"/articles/t2/comments/{comment_id}", headers=ben
+    )
+    await call("GET /tags", "/tags")
+    await call("DELETE /articles/{slug}", "/articles/t2", headers=ann)
+    assert measured == BUDGET

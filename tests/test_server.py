@@ -1,0 +1,146 @@
+"""A front end's whole journey against a real ``asyncpress serve`` process over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET, _empty_postgres
+from tests.support import contract
+from tests.support.postgres import free_port
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[str]:
+    if "asyncpg" in database_url:
+        asyncio.run(_empty_postgres(database_url))
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ENVIRONMENT": "production",
+        "JWT_SECRET": TEST_SECRET,
+        "CORS_ORIGINS": "http://localhost:4200",
+        "LOG_LEVEL": "WARNING",
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "64",
+    }
+    log_path = tmp_path / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "asyncpress.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"server did not start: {process.stderr and process.stderr.read()!r}"
+                )
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+async def test_front_end_journey(server: str) -> None:
+    async with httpx.AsyncClient(
+        base_url=f"{server}/api", event_hooks={"response": [contract.hook]}, timeout=10
+    ) as api:
+        preflight = await api.options(
+            "/users",
+            headers={
+                "Origin": "http://localhost:4200",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == "http://localhost:4200"
+
+        jake = {"username": "jake", "email": "jake@jake.jake", "password": "jakejake"}
+        assert (await api.post("/users", json={"user": jake})).status_code == 201
+        login = await api.post(
+            "/users/login", json={"user": {"email": jake["email"], "password": jake["password"]}}
+        )
+        auth = {"Authorization": f"Token {login.json()['user']['token']}"}
+        assert (await api.get("/user", headers=auth)).json()["user"]["username"] == "jake"
+        updated = await api.put(
+            "/user", json={"user": {"bio": "I like to skateboard"}}, headers=auth
+        )
+        assert updated.json()["user"]["bio"] == "I like to skateboard"
+
+        reader = {"username": "reader", "email": "reader@example.com", "password": "readerpass"}
+        reader_token = (await api.post("/users", json={"user": reader})).json()["user"]["token"]
+        reader_auth = {"Authorization": f"Token {reader_token}"}
+        followed = await api.post("/profiles/jake/follow", headers=reader_auth)
+        assert followed.json()["profile"]["following"] is True
+
+        article = {
+            "title": "How to train your dragon",
+            "description": "Ever wonder how?",
+            "body": "Very carefully.",
+            "tagList": ["training", "dragons"],
+        }
+        created = await api.post("/articles", json={"article": article}, headers=auth)
+        assert created.status_code == 201
+        slug = created.json()["article"]["slug"]
+
+        feed = (await api.get("/articles/feed", headers=reader_auth)).json()
+        assert [a["slug"] for a in feed["articles"]] == [slug]
+        for query in ("", "?author=jake", "?tag=dragons"):
+            listed = (await api.get(f"/articles{query}", headers=reader_auth)).json()
+            assert listed["articlesCount"] == 1
+        favorited = await api.post(f"/articles/{slug}/favorite", headers=reader_auth)
+        assert favorited.json()["article"]["favoritesCount"] == 1
+        assert (await api.get("/articles?favorited=reader")).json()["articlesCount"] == 1
+
+        comment = await api.post(
+            f"/articles/{slug}/comments",
+            json={"comment": {"body": "Thank you so much!"}},
+            headers=reader_auth,
+        )
+        comment_id = comment.json()["comment"]["id"]
+        comments = (await api.get(f"/articles/{slug}/comments")).json()["comments"]
+        assert [c["id"] for c in comments] == [comment_id]
+        assert (
+            await api.delete(f"/articles/{slug}/comments/{comment_id}", headers=auth)
+        ).status_code == 403
+        assert (
+            await api.delete(f"/articles/{slug}/comments/{comment_id}", headers=reader_auth)
+        ).status_code == 204
+
+        edited = await api.put(
+            f"/articles/{slug}",
+            json={"article": {"title": "Did you train your dragon?"}},
+            headers=auth,
+        )
+        new_slug = edited.json()["article"]["slug"]
+        assert new_slug == "did-you-train-your-dragon"
+        assert (await api.delete(f"/articles/{new_slug}/favorite", headers=reader_auth)).json()[
+            "article"
+        ]["favoritesCount"] == 0
+        assert (await api.get("/tags")).json()["tags"] == ["dragons", "training"]
+        assert (await api.delete(f"/articles/{new_slug}", headers=auth)).status_code == 204
+        assert (await api.get(f"/articles/{new_slug}")).status_code == 404
+        assert (await api.delete("/profiles/jake/follow", headers=reader_auth)).json()["profile"][
+            "following"
+        ] is False
