@@ -1,7 +1,8 @@
 # asyncpress — every target CI uses is here.
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv on PATH, else uv installed for this Python (pip) and run as a module.
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -15,7 +16,9 @@ help:
 	@echo "make seed       fill the database with demo data"
 
 uv:
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --user --quiet uv \
+		|| python3 -m pip install --user --quiet --break-system-packages uv
 
 .venv/.installed: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --python python3

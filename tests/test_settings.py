@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -36,3 +38,13 @@ class TestSettings:
         monkeypatch.delenv("JWT_SECRET", raising=False)
         with pytest.raises(ValidationError):
             Settings(_env_file=None)
+
+    def test_reads_a_dot_env_file(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        for name in ("ENVIRONMENT", "JWT_SECRET", "JWT_TTL_S"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / ".env").write_text(
+            "ENVIRONMENT=production\nJWT_SECRET=" + "e" * 40 + "\nJWT_TTL_S=90\n"
+        )
+        settings = Settings()
+        assert (settings.environment, settings.jwt_ttl_s) == ("production", 90)
