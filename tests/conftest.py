@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +32,16 @@ from tests.support.postgres import PostgresServer
 
 ALL_BACKENDS = ("sqlite", "postgresql")
 TEST_SECRET = "test-secret-" + "x" * 40
-TABLES = ("comments", "favorites", "article_tags", "follows", "articles", "tags", "users")
+TABLES = (
+    "outbox",
+    "comments",
+    "favorites",
+    "article_tags",
+    "follows",
+    "articles",
+    "tags",
+    "users",
+)
 
 
 def selected_backends() -> tuple[str, ...]:
@@ -104,6 +114,10 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "hash_concurrency": 4,
         "db_pool_size": 20,
         "db_max_overflow": 40,
+        # Delivery runs only in the tests about it (they turn it on), so the
+        # API tests stay deterministic; nothing is ever written to the repo.
+        "outbox_in_process": False,
+        "mailbox_dir": tempfile.mkdtemp(prefix="asyncpress-mailbox-"),
     }
     values.update(overrides)
     return Settings(**values)

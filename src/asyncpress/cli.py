@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from asyncpress.config import Settings, get_settings
+from asyncpress.notifications import cli as notify_cli
+from asyncpress.notifications.cli import mail_app, notifications_app
 from asyncpress.seed import SeedReport
 
 app = typer.Typer(no_args_is_help=True, help="asyncpress: publishing and community backend.")
@@ -20,6 +22,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="Accounts.")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(mail_app, name="mail")
+app.add_typer(notifications_app, name="notifications")
 console = Console(stderr=True)
 
 
@@ -52,6 +56,52 @@ def serve(
         reload=reload,
         log_level=settings.log_level.lower(),
     )
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Deliver what is due, then exit.")] = False,
+) -> None:
+    """Deliver notification e-mail (run any number of these, on any machine)."""
+    settings = _settings()
+    sent = notify_cli.run_worker(settings, once=once)
+    console.print(f"worker stopped; {sent} message(s) handled")
+
+
+@mail_app.command("ls")
+def mail_ls() -> None:
+    """List the messages in MAILBOX_DIR."""
+    notify_cli.mailbox_list(_settings())
+
+
+@mail_app.command("show")
+def mail_show(message_id: notify_cli.MessageId) -> None:
+    """Print one message from MAILBOX_DIR."""
+    notify_cli.mailbox_show(_settings(), message_id)
+
+
+@notifications_app.command("stats")
+def notifications_stats() -> None:
+    """Outbox depth, sent, dead-lettered, retried, failed attempts."""
+    notify_cli.notifications_stats(_settings())
+
+
+@notifications_app.command("failed")
+def notifications_failed() -> None:
+    """List dead-lettered messages with their last error."""
+    notify_cli.notifications_failed(_settings())
+
+
+@notifications_app.command("retry")
+def notifications_retry(
+    message_id: Annotated[int | None, typer.Argument(help="Outbox id to re-queue.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Re-queue every dead letter.")] = False,
+) -> None:
+    """Re-queue dead letters (one by ID, or --all)."""
+    if (message_id is None) == (not all_):
+        console.print("give one message ID or --all")
+        raise typer.Exit(2)
+    notify_cli.notifications_retry(_settings(), message_id)
 
 
 @db_app.command("upgrade")

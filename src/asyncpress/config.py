@@ -38,6 +38,31 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65_536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
 
+    # Notifications: SMTP when SMTP_URL is set, else .eml files in MAILBOX_DIR.
+    smtp_url: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(default=15.0, gt=0)
+    mail_from: str = "asyncpress <no-reply@asyncpress.localhost>"
+    mailbox_dir: str = "./mailbox"
+    public_url: str = "http://127.0.0.1:8000"
+    mail_concurrency: int = Field(default=4, ge=1, le=64)
+    notify_max_attempts: int = Field(default=8, ge=1)
+    notify_backoff_base_s: float = Field(default=2.0, gt=0)
+    notify_backoff_max_s: float = Field(default=900.0, gt=0)
+    outbox_in_process: bool = True
+    outbox_sweep_s: float = Field(default=5.0, gt=0)
+    outbox_lease_s: float = Field(default=120.0, gt=0)
+    outbox_batch: int = Field(default=100, ge=1, le=1000)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
+        return value or None
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

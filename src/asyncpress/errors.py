@@ -57,7 +57,7 @@ def error_response(
 
 
 # Locations FastAPI reports that are containers, not the field the user typed.
-_WRAPPERS = {"body", "query", "path", "header", "user", "article", "comment"}
+_WRAPPERS = {"body", "query", "path", "header", "user", "article", "comment", "notifications"}
 
 
 def _field_name(loc: Sequence[int | str]) -> str:
@@ -86,6 +86,8 @@ _MESSAGES = {
     "model_attributes_type": "must be an object",
     "json_invalid": "is not valid JSON",
     "string_pattern_mismatch": "is invalid",
+    "bool_type": "must be true or false",
+    "extra_forbidden": "is not a known setting",
 }
 
 

@@ -9,15 +9,17 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy import text
 
 from asyncpress import __version__
 from asyncpress.articles.router import router as articles_router
 from asyncpress.comments.router import router as comments_router
 from asyncpress.config import Settings, get_settings
 from asyncpress.db import create_engine, create_sessionmaker
-from asyncpress.deps import SessionDep
 from asyncpress.errors import install_error_handlers
+from asyncpress.notifications.delivery import Outbox
+from asyncpress.notifications.router import router as notifications_router
+from asyncpress.notifications.transport import transport_for
+from asyncpress.ops.router import router as ops_router
 from asyncpress.profiles.router import router as profiles_router
 from asyncpress.resources import Resources
 from asyncpress.security import Passwords, Tokens
@@ -25,17 +27,6 @@ from asyncpress.tags.router import router as tags_router
 from asyncpress.users.router import router as users_router
 
 log = logging.getLogger("asyncpress")
-
-
-def _health_router() -> APIRouter:
-    router = APIRouter(tags=["Operations"])
-
-    @router.get("/health")
-    async def health(session: SessionDep) -> dict[str, str]:
-        await session.execute(text("SELECT 1"))
-        return {"status": "ok"}
-
-    return router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,17 +39,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = await anyio.to_thread.run_sync(create_engine, settings)
         passwords = Passwords(settings)
         await passwords.prepare()
+        sessionmaker = create_sessionmaker(engine)
+        outbox = Outbox(settings, sessionmaker, transport_for(settings))
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             tokens=Tokens(settings.jwt_secret, settings.jwt_ttl_s),
             passwords=passwords,
+            outbox=outbox,
         )
+        if settings.outbox_in_process:
+            outbox.start()
         log.info("asyncpress %s started on %s", __version__, engine.dialect.name)
         try:
             yield
         finally:
+            # An abandoned batch is claimed again after its lease: nothing is lost.
+            await outbox.stop(grace_s=3.0)
             await engine.dispose()
 
     app = FastAPI(
@@ -78,14 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix="/api")
     for router in (
         users_router,
+        notifications_router,
         profiles_router,
         articles_router,
         comments_router,
         tags_router,
-        _health_router(),
     ):
         api.include_router(router)
     app.include_router(api)
+    app.include_router(ops_router)
     return app
 
 

@@ -3,8 +3,19 @@
 from asyncpress.articles.models import Article, Favorite
 from asyncpress.comments.models import Comment
 from asyncpress.db import Base
+from asyncpress.notifications.models import OutboxMessage
 from asyncpress.profiles.models import Follow
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User
 
-__all__ = ["Article", "Base", "Comment", "Favorite", "Follow", "Tag", "User", "article_tags"]
+__all__ = [
+    "Article",
+    "Base",
+    "Comment",
+    "Favorite",
+    "Follow",
+    "OutboxMessage",
+    "Tag",
+    "User",
+    "article_tags",
+]

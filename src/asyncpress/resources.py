@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from asyncpress.config import Settings
+from asyncpress.notifications.delivery import Outbox
 from asyncpress.security import Passwords, Tokens
 
 
@@ -17,3 +18,4 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     tokens: Tokens
     passwords: Passwords
+    outbox: Outbox

@@ -306,7 +306,7 @@ async def _seed_tags(session: AsyncSession, plan: _Plan) -> dict[str, int]:
     rows = [{"name": t} for t in TAGS]
     await _insert(session, _table(Tag), rows, plan.progress, ignore_conflicts=True)
     found = await session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(TAGS)))
-    return dict(found.tuples().all())
+    return {row[0]: row[1] for row in found.all()}
 
 
 async def _seed_articles(

@@ -172,6 +172,15 @@ async def by_slug(session: AsyncSession, slug: str) -> Article | None:
     return result.scalar_one_or_none()
 
 
+async def with_author(session: AsyncSession, slug: str) -> tuple[Article, User] | None:
+    """The article and its author's row, in one statement."""
+    stmt = (
+        select(Article, User).join(User, User.id == Article.author_id).where(Article.slug == slug)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
 async def id_by_slug(session: AsyncSession, slug: str) -> int | None:
     result = await session.execute(select(Article.id).where(Article.slug == slug))
     return result.scalar_one_or_none()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Body, Query, Response, status
 
 from asyncpress.articles import service
 from asyncpress.articles.repository import ArticleRecord, Filters
@@ -14,7 +14,7 @@ from asyncpress.articles.schemas import (
     NewArticleRequest,
     UpdateArticleRequest,
 )
-from asyncpress.deps import AuthUserId, CurrentUser, SessionDep, ViewerId
+from asyncpress.deps import AuthUserId, CurrentUser, ResourcesDep, SessionDep, ViewerId
 from asyncpress.pagination import Limit, Offset
 
 router = APIRouter(prefix="/articles")
@@ -87,10 +87,18 @@ async def delete_article(slug: str, session: SessionDep, user: CurrentUser) -> R
 
 
 @router.post("/{slug}/favorite", response_model=ArticleResponse, tags=["Favorites"])
-async def favorite(slug: str, session: SessionDep, user: CurrentUser) -> ArticleResponse:
-    return _one(await service.set_favorite(session, user.id, slug, favorite=True))
+async def favorite(
+    slug: str,
+    session: SessionDep,
+    user: CurrentUser,
+    resources: ResourcesDep,
+    background: BackgroundTasks,
+) -> ArticleResponse:
+    record = await service.set_favorite(session, user, slug, favorite=True)
+    background.add_task(resources.outbox.kick)
+    return _one(record)
 
 
 @router.delete("/{slug}/favorite", response_model=ArticleResponse, tags=["Favorites"])
 async def unfavorite(slug: str, session: SessionDep, user: CurrentUser) -> ArticleResponse:
-    return _one(await service.set_favorite(session, user.id, slug, favorite=False))
+    return _one(await service.set_favorite(session, user, slug, favorite=False))

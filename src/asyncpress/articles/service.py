@@ -14,6 +14,7 @@ from asyncpress.articles.schemas import ArticleUpdate, NewArticle
 from asyncpress.articles.slugs import first_free, slugify
 from asyncpress.db import begin_write, utcnow
 from asyncpress.errors import Forbidden, NotFound
+from asyncpress.notifications import service as notifications
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.users.models import User
 
@@ -147,18 +148,28 @@ async def delete(session: AsyncSession, user_id: int, slug: str) -> None:
 
 
 async def set_favorite(
-    session: AsyncSession, user_id: int, slug: str, *, favorite: bool
+    session: AsyncSession, user: User, slug: str, *, favorite: bool
 ) -> ArticleRecord:
     """Favorite or unfavorite; doing it twice is the same as doing it once."""
     await begin_write(session)
-    article_id = await repository.id_by_slug(session, slug)
-    if article_id is None:
+    found = await repository.with_author(session, slug)
+    if found is None:
         raise NotFound("article")
+    article, owner = found
     if favorite:
-        await repository.add_favorite(session, user_id, article_id)
+        await repository.add_favorite(session, user.id, article.id)
+        await notifications.on_favorite(
+            session,
+            actor=user.username,
+            actor_id=user.id,
+            owner=owner,
+            article_id=article.id,
+            title=article.title,
+            slug=article.slug,
+        )
     else:
-        await repository.remove_favorite(session, user_id, article_id)
-    record = await repository.record_by_slug(session, slug, user_id)
+        await repository.remove_favorite(session, user.id, article.id)
+    record = await repository.record_by_slug(session, slug, user.id)
     await session.commit()
     assert record is not None
     return record

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Body, Path, Query, Response, status
 
 from asyncpress.comments import service
 from asyncpress.comments.schemas import CommentResponse, CommentsResponse, NewCommentRequest
-from asyncpress.deps import CurrentUser, SessionDep, ViewerId
+from asyncpress.deps import CurrentUser, ResourcesDep, SessionDep, ViewerId
 from asyncpress.pagination import Offset
 
 router = APIRouter(prefix="/articles/{slug}/comments", tags=["Comments"])
@@ -32,8 +32,12 @@ async def add_comment(
     body: Annotated[NewCommentRequest, Body()],
     session: SessionDep,
     user: CurrentUser,
+    resources: ResourcesDep,
+    background: BackgroundTasks,
 ) -> CommentResponse:
-    return CommentResponse(comment=await service.add(session, user, slug, body.comment))
+    comment = await service.add(session, user, slug, body.comment)
+    background.add_task(resources.outbox.kick)
+    return CommentResponse(comment=comment)
 
 
 @router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -8,6 +8,7 @@ from asyncpress.comments.models import Comment
 from asyncpress.comments.schemas import CommentOut, NewComment
 from asyncpress.db import begin_write, utcnow
 from asyncpress.errors import Forbidden, NotFound
+from asyncpress.notifications import service as notifications
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.users.models import User
 
@@ -28,12 +29,26 @@ async def list_for_article(
 
 async def add(session: AsyncSession, author: User, slug: str, data: NewComment) -> CommentOut:
     await begin_write(session)
-    article_id = await _article_id(session, slug)
+    found = await articles.with_author(session, slug)
+    if found is None:
+        raise NotFound("article")
+    article, owner = found
     now = utcnow()
     comment = Comment(
-        body=data.body, article_id=article_id, author_id=author.id, created_at=now, updated_at=now
+        body=data.body, article_id=article.id, author_id=author.id, created_at=now, updated_at=now
     )
     session.add(comment)
+    await session.flush()
+    await notifications.on_comment(
+        session,
+        comment_id=comment.id,
+        actor=author.username,
+        actor_id=author.id,
+        owner=owner,
+        title=article.title,
+        slug=article.slug,
+        body=comment.body,
+    )
     await session.commit()
     return CommentOut(
         id=comment.id,

@@ -33,8 +33,8 @@ async def profile(session: AsyncSession, username: str, viewer_id: int | None) -
     return None if row is None else profile_from_row(row)
 
 
-async def user_id_by_username(session: AsyncSession, username: str) -> int | None:
-    result = await session.execute(select(User.id).where(User.username == username))
+async def user_by_username(session: AsyncSession, username: str) -> User | None:
+    result = await session.execute(select(User).where(User.username == username))
     return result.scalar_one_or_none()
 
 

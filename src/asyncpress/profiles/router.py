@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 
-from asyncpress.deps import CurrentUser, SessionDep, ViewerId
+from asyncpress.deps import CurrentUser, ResourcesDep, SessionDep, ViewerId
 from asyncpress.profiles import service
 from asyncpress.profiles.schemas import ProfileResponse
 
@@ -15,12 +15,19 @@ async def get_profile(username: str, session: SessionDep, viewer_id: ViewerId) -
 
 
 @router.post("/{username}/follow", response_model=ProfileResponse)
-async def follow(username: str, session: SessionDep, user: CurrentUser) -> ProfileResponse:
-    profile = await service.set_following(session, user.id, username, follow=True)
+async def follow(
+    username: str,
+    session: SessionDep,
+    user: CurrentUser,
+    resources: ResourcesDep,
+    background: BackgroundTasks,
+) -> ProfileResponse:
+    profile = await service.set_following(session, user, username, follow=True)
+    background.add_task(resources.outbox.kick)
     return ProfileResponse(profile=profile)
 
 
 @router.delete("/{username}/follow", response_model=ProfileResponse)
 async def unfollow(username: str, session: SessionDep, user: CurrentUser) -> ProfileResponse:
-    profile = await service.set_following(session, user.id, username, follow=False)
+    profile = await service.set_following(session, user, username, follow=False)
     return ProfileResponse(profile=profile)

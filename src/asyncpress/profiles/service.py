@@ -4,8 +4,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.db import begin_write
 from asyncpress.errors import Invalid, NotFound
+from asyncpress.notifications import service as notifications
 from asyncpress.profiles import repository
 from asyncpress.profiles.schemas import ProfileOut
+from asyncpress.users.models import User
 
 
 async def get(session: AsyncSession, username: str, viewer_id: int | None) -> ProfileOut:
@@ -16,20 +18,23 @@ async def get(session: AsyncSession, username: str, viewer_id: int | None) -> Pr
 
 
 async def set_following(
-    session: AsyncSession, viewer_id: int, username: str, *, follow: bool
+    session: AsyncSession, viewer: User, username: str, *, follow: bool
 ) -> ProfileOut:
     """Follow or unfollow; doing it twice is the same as doing it once."""
     await begin_write(session)
-    target_id = await repository.user_id_by_username(session, username)
-    if target_id is None:
+    target = await repository.user_by_username(session, username)
+    if target is None:
         raise NotFound("profile")
-    if target_id == viewer_id:
+    if target.id == viewer.id:
         raise Invalid("username", "is you; you cannot follow yourself")
     if follow:
-        await repository.follow(session, viewer_id, target_id)
+        await repository.follow(session, viewer.id, target.id)
+        await notifications.on_follow(
+            session, actor=viewer.username, actor_id=viewer.id, followee=target
+        )
     else:
-        await repository.unfollow(session, viewer_id, target_id)
-    found = await repository.profile(session, username, viewer_id)
+        await repository.unfollow(session, viewer.id, target.id)
+    found = await repository.profile(session, username, viewer.id)
     await session.commit()
     assert found is not None
     return found

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text, text
+from sqlalchemy import Index, String, Text, false, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from asyncpress.db import Base, utcnow
@@ -19,5 +19,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     bio: Mapped[str] = mapped_column(Text, default="")
     image: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # Which e-mails the user wants (see notifications/).
+    notify_comment: Mapped[bool] = mapped_column(default=True, server_default=true())
+    notify_follower: Mapped[bool] = mapped_column(default=True, server_default=true())
+    notify_favorite: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

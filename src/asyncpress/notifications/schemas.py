@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pydantic import ConfigDict, StrictBool
+
+from asyncpress.schemas import Schema
+
+
+class Preferences(Schema):
+    comment_on_my_article: StrictBool
+    new_follower: StrictBool
+    favorite_of_my_article: StrictBool
+
+
+class PreferencesUpdate(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    comment_on_my_article: StrictBool | None = None
+    new_follower: StrictBool | None = None
+    favorite_of_my_article: StrictBool | None = None
+
+
+class PreferencesRequest(Schema):
+    notifications: PreferencesUpdate
+
+
+class PreferencesResponse(Schema):
+    notifications: Preferences
