@@ -7,7 +7,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean
+.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench-notifications
 
 help:
 	@echo "make run        set up, migrate the SQLite database and serve on http://$(HOST):$(PORT)"
@@ -51,6 +51,9 @@ test: lint typecheck
 
 test-sqlite: install
 	ASYNCPRESS_TEST_BACKENDS=sqlite .venv/bin/pytest
+
+bench-notifications: install
+	.venv/bin/python -m bench.notifications
 
 clean:
 	rm -rf .venv .mypy_cache .pytest_cache .ruff_cache

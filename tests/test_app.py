@@ -51,6 +51,12 @@ class TestErrors:
         assert response.status_code == 405
         assert list(response.json()["errors"]) == ["method"]
 
+    async def test_responses_carry_server_timing(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/api/tags")
+        name, _, duration = response.headers["server-timing"].partition(";dur=")
+        assert name == "app"
+        assert float(duration) >= 0
+
     async def test_health(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/api/health")
         assert response.json() == {"status": "ok"}

@@ -136,3 +136,38 @@ def test_refuses_to_start_with_the_built_in_secret(fresh_sqlite: str) -> None:
     )
     assert result.returncode == 2
     assert "JWT_SECRET" in result.stderr
+
+
+def test_worker_writes_the_mailbox_and_mail_commands_read_it(
+    fresh_sqlite: str, tmp_path: Path
+) -> None:
+    mailbox = str(tmp_path / "mailbox")
+    assert _run("db", "upgrade", database_url=fresh_sqlite).returncode == 0
+    engine = create_engine(fresh_sqlite.replace("+aiosqlite", ""))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO outbox (idempotency_key, kind, to_email, payload, status, attempts,"
+                " next_attempt_at, created_at) VALUES ('follow:2:1', 'follow',"
+                " 'alice@example.com', :payload, 'pending', 0, :now, :now)"
+            ),
+            {"payload": '{"recipient": "alice", "actor": "bob"}', "now": "2026-01-01 00:00:00"},
+        )
+    engine.dispose()
+    worked = _run("worker", "--once", database_url=fresh_sqlite, MAILBOX_DIR=mailbox)
+    assert worked.returncode == 0, worked.stderr
+    assert (tmp_path / "mailbox" / "00000001.eml").exists()
+    listing = _run("mail", "ls", database_url=fresh_sqlite, MAILBOX_DIR=mailbox)
+    assert "bob now follows you" in listing.stdout
+    assert "alice@example.com" in listing.stdout
+    shown = _run("mail", "show", "1", database_url=fresh_sqlite, MAILBOX_DIR=mailbox)
+    assert "Subject: bob now follows you" in shown.stdout
+    assert "/profile/bob" in shown.stdout
+    assert "Message-ID: <" in shown.stdout
+    missing = _run("mail", "show", "2", database_url=fresh_sqlite, MAILBOX_DIR=mailbox)
+    assert missing.returncode == 1
+    stats = _run("notifications", "stats", database_url=fresh_sqlite)
+    assert stats.returncode == 0
+    assert "sent" in stats.stdout
+    retry = _run("notifications", "retry", database_url=fresh_sqlite)
+    assert retry.returncode == 2  # needs an ID or --all

@@ -321,3 +321,25 @@ class TestRetries:
         metrics = (await client.get("/metrics")).text
         assert 'asyncpress_outbox_messages{status="dead"} 1' in metrics
         assert "asyncpress_outbox_failed_attempts 3" in metrics
+
+
+class TestKick:
+    @pytest.fixture
+    def settings(self, database_url: str, sink: SmtpSink) -> Settings:
+        # The sweep would not run for an hour: only the kick can deliver.
+        return make_settings(
+            database_url, smtp_url=sink.url, outbox_in_process=True, outbox_sweep_s=3600
+        )
+
+    async def test_the_kick_after_the_response_delivers_without_the_sweep(
+        self, client: httpx.AsyncClient, app: FastAPI, sink: SmtpSink
+    ) -> None:
+        alice = await register(client, "alice")
+        bob = await register(client, "bob")
+        slug = (await create_article(client, alice))["slug"]
+        # Let the sweep's first pass (at start-up) finish; from here it sleeps.
+        await asyncio.sleep(0.2)
+        await add_comment(client, bob, slug)
+        (mail,) = await arrived(sink, 1, within_s=5)
+        assert mail["To"] == alice.email
+        assert [row.status for row in await outbox_rows(app)] == ["sent"]

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     notify_backoff_max_s: float = Field(default=900.0, gt=0)
     outbox_in_process: bool = True
     outbox_sweep_s: float = Field(default=5.0, gt=0)
+    outbox_kick_delay_s: float = Field(default=0.05, ge=0)
     outbox_lease_s: float = Field(default=120.0, gt=0)
     outbox_batch: int = Field(default=100, ge=1, le=1000)
 

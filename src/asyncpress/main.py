@@ -20,6 +20,7 @@ from asyncpress.notifications.delivery import Outbox
 from asyncpress.notifications.router import router as notifications_router
 from asyncpress.notifications.transport import transport_for
 from asyncpress.ops.router import router as ops_router
+from asyncpress.ops.timing import ServerTimingMiddleware
 from asyncpress.profiles.router import router as profiles_router
 from asyncpress.resources import Resources
 from asyncpress.security import Passwords, Tokens
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(ServerTimingMiddleware)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),

@@ -119,6 +119,32 @@ class PostgresServer:
         )
         return server
 
+    def pin(self, cpus: set[int]) -> None:
+        """Move every server process to these CPUs (benchmarks).
+
+        Backends started later are forked by the postmaster and inherit it.
+        """
+        marker = str(self.data).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    os.sched_setaffinity(int(entry.name), cpus)
+            except OSError:
+                continue  # the process ended meanwhile
+        # Auxiliary processes do not name the data directory; the postmaster's
+        # children are found through its pid file.
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if parent == postmaster:
+                    os.sched_setaffinity(int(entry.name), cpus)
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

@@ -27,11 +27,14 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 
 
 class Process:
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], log: Path, env: dict[str, str] | None = None, *, raw: bool = False
+    ) -> None:
+        """Run ``python ARGS`` (or ARGS as given, with ``raw``), output to ``log``."""
         self.log_path = log
         self._log = log.open("ab")
         self.popen = subprocess.Popen(  # noqa: S603
-            [sys.executable, *args],
+            args if raw else [sys.executable, *args],
             cwd=REPO,
             env={**os.environ, **(env or {})},
             stdout=self._log,
@@ -44,6 +47,11 @@ class Process:
             self.popen.send_signal(signal.SIGKILL)
         self.popen.wait(timeout=10)
         self._log.close()
+
+    def wait(self, timeout: float) -> int:
+        code = self.popen.wait(timeout=timeout)
+        self._log.close()
+        return code
 
     def stop(self, timeout: float = 20.0) -> int:
         if self.popen.poll() is None:
@@ -67,10 +75,12 @@ class SmtpSink:
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
-    def start(self, mode: str = "accept") -> SmtpSink:
+    def start(self, mode: str = "accept", cpus: str | None = None) -> SmtpSink:
+        """Start the sink; ``cpus`` (as taskset takes them, "1" or "0,1") pins it."""
+        args = [sys.executable, "-m", "tests.support.smtp_sink", str(self.port), str(self.folder)]
+        pin = ["taskset", "-c", cpus] if cpus is not None else []
         self.process = Process(
-            ["-m", "tests.support.smtp_sink", str(self.port), str(self.folder), "--mode", mode],
-            self.log_dir / f"smtp-{self.port}.log",
+            [*pin, *args, "--mode", mode], self.log_dir / f"smtp-{self.port}.log", raw=True
         )
         wait_for_port(self.port)
         return self

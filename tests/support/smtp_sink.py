@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ class Sink:
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
         if self.mode == "reject":
             return "451 4.3.0 try again later"
-        name = self.out / f"{next(self.serial):06d}.eml"
+        # Unique across restarts of the sink on the same folder.
+        name = self.out / f"{time.time_ns()}-{os.getpid()}-{next(self.serial):06d}.eml"
         partial = name.with_suffix(".partial")
         partial.write_bytes(envelope.original_content)
         partial.rename(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -35,7 +36,11 @@ async def _worker(settings: Settings, *, once: bool) -> int:
     outbox = Outbox(settings, create_sessionmaker(engine), transport_for(settings))
     try:
         if once:
-            return await outbox.drain()
+            started = time.perf_counter()
+            handled = await outbox.drain()
+            elapsed = time.perf_counter() - started
+            out.print(f"drained {handled} message(s) in {elapsed:.3f} s", highlight=False)
+            return handled
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

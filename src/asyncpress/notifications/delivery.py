@@ -16,6 +16,7 @@ import random
 import socket
 from collections import Counter
 from datetime import timedelta
+from email.utils import parseaddr
 
 from anyio.to_thread import run_sync
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,7 +26,7 @@ from asyncpress.db import begin_write, utcnow
 from asyncpress.notifications import repository
 from asyncpress.notifications.mail import Renderer
 from asyncpress.notifications.repository import Claimed
-from asyncpress.notifications.transport import Transport
+from asyncpress.notifications.transport import Outgoing, Transport
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,12 @@ class Outbox:
         self.transport = transport
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.renderer = Renderer(settings.mail_from, settings.public_url)
+        self.envelope_from = parseaddr(settings.mail_from)[1]
         self.counters: Counter[str] = Counter()
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         self._wake = asyncio.Event()
         self._stopping = False
+        self._kick_pending = False
         self._loop_task: asyncio.Task[None] | None = None
         self._kick_task: asyncio.Task[None] | None = None
 
@@ -76,14 +79,26 @@ class Outbox:
         await self._record(claimed, results)
         return len(claimed)
 
-    async def _deliver(self, claimed: list[Claimed]) -> dict[int, str | None]:
+    def _render_all(
+        self, claimed: list[Claimed]
+    ) -> tuple[list[tuple[int, Outgoing]], dict[int, str | None]]:
+        """Render a whole batch to wire bytes (in a worker thread: one hop for all).
+
+        Flattening a MIME message is CPU work too, so it happens here, not on
+        the event loop inside the SMTP client.
+        """
         batch = []
         results: dict[int, str | None] = {}
         for message in claimed:
             try:
-                batch.append((message.id, await run_sync(self.renderer.render, message)))
+                data = self.renderer.render(message)
+                batch.append((message.id, Outgoing(self.envelope_from, message.to_email, data)))
             except Exception as exc:  # noqa: BLE001 - a broken message must not stop the batch
                 results[message.id] = f"render: {type(exc).__name__}: {exc}"
+        return batch, results
+
+    async def _deliver(self, claimed: list[Claimed]) -> dict[int, str | None]:
+        batch, results = await run_sync(self._render_all, claimed)
         if batch:
             # The whole batch gets one deadline on top of the per-command SMTP timeouts.
             deadline = self.settings.smtp_timeout_s * (2 + len(batch))
@@ -136,12 +151,24 @@ class Outbox:
         return total
 
     # -- background -------------------------------------------------------
-    def kick(self) -> None:
+    async def kick(self) -> None:
         """Deliver soon, from a task this object owns (coalesced: one pass at a time).
+
+        A coroutine on purpose: Starlette runs a plain-function background
+        task in a worker thread, and this must run on the event loop.
 
         Does nothing when ``OUTBOX_IN_PROCESS`` is off: separate workers deliver.
         """
-        if not self.settings.outbox_in_process:
+        if not self.settings.outbox_in_process or self._kick_pending:
+            return
+        # Kicks that arrive within OUTBOX_KICK_DELAY_S share one pass, so a
+        # stream of comments makes batches, not one SMTP session per comment.
+        self._kick_pending = True
+        asyncio.get_running_loop().call_later(self.settings.outbox_kick_delay_s, self._kicked)
+
+    def _kicked(self) -> None:
+        self._kick_pending = False
+        if self._stopping:
             return
         self._wake.set()
         if self._loop_task is None and (self._kick_task is None or self._kick_task.done()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from email.message import EmailMessage
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -17,8 +17,17 @@ from asyncpress.config import Settings
 QUIT_TIMEOUT_S = 2.0
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message ready for the wire: envelope and the flattened bytes."""
+
+    sender: str
+    recipient: str
+    data: bytes
+
+
 class Transport(Protocol):
-    async def send(self, batch: list[tuple[int, EmailMessage]]) -> dict[int, str | None]:
+    async def send(self, batch: list[tuple[int, Outgoing]]) -> dict[int, str | None]:
         """Send each message; map its outbox id to None (sent) or an error text."""
         ...
 
@@ -32,14 +41,14 @@ class MailboxTransport:
     def __init__(self, folder: str) -> None:
         self.folder = anyio.Path(folder)
 
-    async def send(self, batch: list[tuple[int, EmailMessage]]) -> dict[int, str | None]:
+    async def send(self, batch: list[tuple[int, Outgoing]]) -> dict[int, str | None]:
         await self.folder.mkdir(parents=True, exist_ok=True)
         results: dict[int, str | None] = {}
         for outbox_id, message in batch:
             target = self.folder / f"{outbox_id:08d}.eml"
             partial = self.folder / f".{outbox_id:08d}.eml.partial"
             try:
-                await partial.write_bytes(message.as_bytes())
+                await partial.write_bytes(message.data)
                 await partial.rename(target)
                 results[outbox_id] = None
             except OSError as exc:
@@ -62,7 +71,7 @@ class SmtpTransport:
         self.timeout = settings.smtp_timeout_s
         self.connections = settings.mail_concurrency
 
-    async def send(self, batch: list[tuple[int, EmailMessage]]) -> dict[int, str | None]:
+    async def send(self, batch: list[tuple[int, Outgoing]]) -> dict[int, str | None]:
         results: dict[int, str | None] = {}
         lanes = [batch[i :: self.connections] for i in range(min(self.connections, len(batch)))]
         async with asyncio.TaskGroup() as group:
@@ -71,7 +80,7 @@ class SmtpTransport:
         return results
 
     async def _send_lane(
-        self, lane: list[tuple[int, EmailMessage]], results: dict[int, str | None]
+        self, lane: list[tuple[int, Outgoing]], results: dict[int, str | None]
     ) -> None:
         client = aiosmtplib.SMTP(
             hostname=self.hostname,
@@ -88,7 +97,7 @@ class SmtpTransport:
             while pending:
                 outbox_id, message = pending[0]
                 try:
-                    await client.send_message(message)
+                    await client.sendmail(message.sender, [message.recipient], message.data)
                     results[outbox_id] = None
                 except (
                     aiosmtplib.SMTPResponseException,
