@@ -66,6 +66,19 @@ async def settle(app: FastAPI) -> None:
     await resources(app).outbox.drain()
 
 
+async def assert_nothing_sent(app: FastAPI, sink: SmtpSink) -> None:
+    await settle(app)
+    assert await row_count(app, "outbox") == 0
+    assert await run_sync(sink.messages) == []
+
+
+async def set_preferences(client: httpx.AsyncClient, account: Account, **wanted: bool) -> None:
+    response = await client.put(
+        "/api/user/notifications", json={"notifications": wanted}, headers=account.headers
+    )
+    assert response.status_code == 200
+
+
 class TestPreferences:
     async def test_defaults(self, client: httpx.AsyncClient) -> None:
         alice = await register(client)
@@ -145,11 +158,7 @@ class TestDelivery:
     ) -> None:
         alice = await register(client, "alice")
         bob = await register(client, "bob")
-        await client.put(
-            "/api/user/notifications",
-            json={"notifications": {"favoriteOfMyArticle": True}},
-            headers=alice.headers,
-        )
+        await set_preferences(client, alice, favoriteOfMyArticle=True)
         slug = (await create_article(client, alice))["slug"]
         await client.post("/api/profiles/alice/follow", headers=bob.headers)
         await client.post(f"/api/articles/{slug}/favorite", headers=bob.headers)
@@ -186,41 +195,29 @@ class TestDelivery:
         self, client: httpx.AsyncClient, app: FastAPI, sink: SmtpSink
     ) -> None:
         alice = await register(client, "alice")
-        await client.put(
-            "/api/user/notifications",
-            json={"notifications": {"favoriteOfMyArticle": True}},
-            headers=alice.headers,
-        )
+        await set_preferences(client, alice, favoriteOfMyArticle=True)
         slug = (await create_article(client, alice))["slug"]
         await add_comment(client, alice, slug)
         await client.post(f"/api/articles/{slug}/favorite", headers=alice.headers)
-        await settle(app)
-        assert await row_count(app, "outbox") == 0
-        assert await run_sync(sink.messages) == []
+        await assert_nothing_sent(app, sink)
 
     async def test_preferences_off_means_no_mail(
         self, client: httpx.AsyncClient, app: FastAPI, sink: SmtpSink
     ) -> None:
         alice = await register(client, "alice")
         bob = await register(client, "bob")
-        await client.put(
-            "/api/user/notifications",
-            json={"notifications": {"commentOnMyArticle": False, "newFollower": False}},
-            headers=alice.headers,
-        )
+        await set_preferences(client, alice, commentOnMyArticle=False, newFollower=False)
         slug = (await create_article(client, alice))["slug"]
         await add_comment(client, bob, slug)
         await client.post("/api/profiles/alice/follow", headers=bob.headers)
         await client.post(f"/api/articles/{slug}/favorite", headers=bob.headers)  # off by default
-        await settle(app)
-        assert await row_count(app, "outbox") == 0
-        assert await run_sync(sink.messages) == []
+        await assert_nothing_sent(app, sink)
 
     async def test_a_comment_that_rolls_back_sends_nothing(
         self, client: httpx.AsyncClient, app: FastAPI, sink: SmtpSink
     ) -> None:
         alice = await register(client, "alice")
-        bob = await register(client, "bob")
+        await register(client, "bob")
         slug = (await create_article(client, alice))["slug"]
         sessionmaker = resources(app).sessionmaker
         async with sessionmaker() as session:
@@ -239,11 +236,8 @@ class TestDelivery:
             session.commit = failing_commit  # type: ignore[method-assign]
             with pytest.raises(Boom):
                 await comments.add(session, author, slug, NewComment(body="never"))
-        await settle(app)
         assert await row_count(app, "comments") == 0
-        assert await row_count(app, "outbox") == 0
-        assert await run_sync(sink.messages) == []
-        assert bob.username == "bob"
+        await assert_nothing_sent(app, sink)
 
     async def test_the_response_does_not_wait_for_a_hanging_smtp_server(
         self, client: httpx.AsyncClient, app: FastAPI, sink: SmtpSink
