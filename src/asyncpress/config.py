@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     db_echo: bool = False
 
+    request_timeout_s: float = Field(default=15.0, gt=0)
+    export_timeout_s: float = Field(default=600.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_import_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+
     hash_concurrency: int = Field(default=2, ge=1)
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65_536, ge=8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -131,7 +132,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     field = {404: "path", 405: "method"}.get(exc.status_code, "request")
-    return error_response(exc.status_code, {field: [str(exc.detail).lower()]}, exc.headers)
+    detail = str(exc.detail) or "failed"
+    phrases = {status.phrase for status in HTTPStatus}
+    # Starlette's stock details are reason phrases ("Not Found"): say them in
+    # lower case like our own messages; keep a custom detail as written.
+    detail = detail.lower() if detail in phrases else detail
+    return error_response(exc.status_code, {field: [detail]}, exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

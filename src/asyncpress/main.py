@@ -19,6 +19,8 @@ from asyncpress.errors import install_error_handlers
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.notifications.router import router as notifications_router
 from asyncpress.notifications.transport import transport_for
+from asyncpress.ops.body_limit import BodyLimitMiddleware
+from asyncpress.ops.deadline import DeadlineMiddleware
 from asyncpress.ops.router import router as ops_router
 from asyncpress.ops.timing import ServerTimingMiddleware
 from asyncpress.profiles.router import router as profiles_router
@@ -67,6 +69,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        DeadlineMiddleware,
+        default_s=settings.request_timeout_s,
+        by_prefix={"/api/articles/export": settings.export_timeout_s},
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.max_body_bytes,
+        by_path={"/api/articles/import": settings.max_import_body_bytes},
+    )
     app.add_middleware(ServerTimingMiddleware)
     app.add_middleware(
         CORSMiddleware,

@@ -112,7 +112,8 @@ def check(response: httpx.Response) -> None:
     request = response.request
     status = response.status_code
     where = f"{request.method} {request.url.path} -> {status}"
-    assert status < 500, f"{where}: server error {response.text[:500]}"
+    # 504 is the request deadline's deliberate answer (in the envelope, below).
+    assert status < 500 or status == 504, f"{where}: server error {response.text[:500]}"
     if request.method == "OPTIONS":
         return
     found = operation_for(request.method, request.url.path)

@@ -1,0 +1,72 @@
+"""Request deadlines and body limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from asyncpress.config import Settings
+from asyncpress.deps import SessionDep
+from tests.conftest import make_settings, resources
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url, request_timeout_s=0.5, max_body_bytes=4096)
+
+
+class TestDeadline:
+    async def test_a_request_past_its_deadline_gets_504_and_frees_its_connection(
+        self, app: FastAPI, client: httpx.AsyncClient, backend: str
+    ) -> None:
+        @app.get("/api/_slow")
+        async def slow(session: SessionDep) -> dict[str, str]:
+            if backend == "postgresql":
+                await session.execute(text("SELECT pg_sleep(5)"))
+            else:
+                await session.execute(text("SELECT 1"))  # holds a connection...
+                await asyncio.sleep(5)  # ...while it waits
+            return {}
+
+        response = await client.get("/api/_slow")
+        assert response.status_code == 504
+        assert response.json() == {"errors": {"request": ["took longer than 0.5 s"]}}
+        pool = resources(app).engine.pool
+        async with asyncio.timeout(5):
+            while pool.checkedout():  # type: ignore[attr-defined]  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        # and the app still answers
+        assert (await client.get("/api/tags")).status_code == 200
+
+    async def test_fast_requests_are_untouched(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/api/tags")).status_code == 200
+
+
+class TestBodyLimit:
+    async def test_declared_too_large_is_413(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/api/users",
+            content=b"{" + b" " * 5000 + b"}",
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 413
+        assert response.json() == {"errors": {"request": ["body is larger than 4096 bytes"]}}
+
+    async def test_streamed_without_length_is_counted_and_413(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield b" " * 1000
+
+        response = await client.post(
+            "/api/users", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert response.json() == {"errors": {"request": ["is larger than 4096 bytes"]}}
