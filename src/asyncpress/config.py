@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_import_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
+    stats_cache_s: float = Field(default=5.0, ge=0)
+
     hash_concurrency: int = Field(default=2, ge=1)
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65_536, ge=8)

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from asyncpress import __version__
 from asyncpress.articles.router import router as articles_router
+from asyncpress.cache import TTLCache
 from asyncpress.comments.router import router as comments_router
 from asyncpress.config import Settings, get_settings
 from asyncpress.db import create_engine, create_sessionmaker
@@ -24,8 +25,10 @@ from asyncpress.ops.deadline import DeadlineMiddleware
 from asyncpress.ops.router import router as ops_router
 from asyncpress.ops.timing import ServerTimingMiddleware
 from asyncpress.profiles.router import router as profiles_router
+from asyncpress.rendering.router import router as rendering_router
 from asyncpress.resources import Resources
 from asyncpress.security import Passwords, Tokens
+from asyncpress.stats.router import router as stats_router
 from asyncpress.tags.router import router as tags_router
 from asyncpress.users.router import router as users_router
 
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=Tokens(settings.jwt_secret, settings.jwt_ttl_s),
             passwords=passwords,
             outbox=outbox,
+            stats_cache=TTLCache(settings.stats_cache_s),
         )
         if settings.outbox_in_process:
             outbox.start()
@@ -95,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         articles_router,
         comments_router,
         tags_router,
+        rendering_router,
+        stats_router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from asyncpress.cache import TTLCache
 from asyncpress.config import Settings
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.security import Passwords, Tokens
@@ -19,3 +21,4 @@ class Resources:
     tokens: Tokens
     passwords: Passwords
     outbox: Outbox
+    stats_cache: TTLCache[dict[str, Any]]
