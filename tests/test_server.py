@@ -2,64 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 
-from tests.conftest import TEST_SECRET, _empty_postgres
 from tests.support import contract
-from tests.support.postgres import free_port
-
-
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[str]:
-    if "asyncpg" in database_url:
-        asyncio.run(_empty_postgres(database_url))
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "ENVIRONMENT": "production",
-        "JWT_SECRET": TEST_SECRET,
-        "CORS_ORIGINS": "http://localhost:4200",
-        "LOG_LEVEL": "WARNING",
-        "ARGON2_TIME_COST": "1",
-        "ARGON2_MEMORY_KIB": "64",
-    }
-    log_path = tmp_path / "server.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "asyncpress.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"server did not start: {process.stderr and process.stderr.read()!r}"
-                )
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
 
 
 async def test_front_end_journey(server: str) -> None:

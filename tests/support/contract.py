@@ -87,8 +87,13 @@ def _pointer(*parts: str) -> str:
     return "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+# asyncpress's own endpoints whose paths happen to fit a contract template
+# (``/articles/export`` looks like ``/articles/{slug}``).
+EXTENSIONS = {("GET", "/api/articles/export")}
+
+
 def operation_for(method: str, path: str) -> tuple[str, dict[str, Any]] | None:
-    if not path.startswith(API_PREFIX):
+    if not path.startswith(API_PREFIX) or (method.upper(), path) in EXTENSIONS:
         return None
     local = path[len(API_PREFIX) :] or "/"
     for pattern, template in _routes():

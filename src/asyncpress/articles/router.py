@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Body, Query, Response, status
+from fastapi.responses import StreamingResponse
 
-from asyncpress.articles import service
+from asyncpress.articles import export, service
 from asyncpress.articles.repository import ArticleRecord, Filters
 from asyncpress.articles.schemas import (
     ArticleListItem,
@@ -39,6 +40,27 @@ async def feed(
         session, Filters(feed_of=user_id), user_id, limit, offset
     )
     return _page(records, total)
+
+
+@router.get("/export", tags=["Articles"], response_class=StreamingResponse)
+async def export_articles(
+    resources: ResourcesDep,
+    export_format: Annotated[Literal["ndjson", "csv"], Query(alias="format")] = "ndjson",
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    author: Annotated[str | None, Query(max_length=64)] = None,
+    favorited: Annotated[str | None, Query(max_length=64)] = None,
+) -> StreamingResponse:
+    """Every matching article, with body and tags, streamed in chunks (newest first)."""
+    filters = Filters(tag=tag, author=author, favorited=favorited)
+    if export_format == "csv":
+        body, media = export.csv_rows(resources.sessionmaker, filters), "text/csv; charset=utf-8"
+    else:
+        body, media = export.ndjson(resources.sessionmaker, filters), "application/x-ndjson"
+    return StreamingResponse(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="articles.{export_format}"'},
+    )
 
 
 @router.get("", response_model=ArticlesResponse, tags=["Articles"])

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
 
+from asyncpress.articles import export
 from asyncpress.deps import ResourcesDep, SessionDep
 from asyncpress.notifications import repository as outbox
 
@@ -31,6 +32,8 @@ async def metrics(session: SessionDep, resources: ResourcesDep) -> PlainTextResp
     Outbox figures come from the database, so every process reports the same
     totals; ``…_process_…`` counters are this process's own deliveries.
     """
+    # Read before this request's own session takes a connection.
+    checked_out = int(getattr(resources.engine.pool, "checkedout", lambda: 0)())
     stats = await outbox.stats(session)
     counters = resources.outbox.counters
     lines = [
@@ -57,6 +60,18 @@ async def metrics(session: SessionDep, resources: ResourcesDep) -> PlainTextResp
             "gauge",
             "Delivery attempts that failed.",
             {"": stats["failed_attempts"]},
+        ),
+        *_lines(
+            "asyncpress_db_pool_checked_out",
+            "gauge",
+            "Database connections in use by this process.",
+            {"": checked_out},
+        ),
+        *_lines(
+            "asyncpress_export_rows_total",
+            "counter",
+            "Articles this process has streamed out by export.",
+            {"": export.exported_rows},
         ),
         *_lines(
             "asyncpress_outbox_process_deliveries_total",

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+import time
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from asyncpress.db import create_sessionmaker
+from asyncpress.seed import seed
+from tests.conftest import resources
+from tests.factories import create_article, register
+
+
+async def _seed(sessionmaker_source: object, articles: int) -> None:
+    assert callable(sessionmaker_source)
+    async with sessionmaker_source() as session:
+        await seed(
+            session,
+            password_hash="x",
+            users=20,
+            articles=articles,
+            comments=0,
+            favorites=0,
+            follows=0,
+            seed_value=5,
+        )
+
+
+class TestExport:
+    async def test_ndjson_has_every_article_with_body_tags_and_author(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        alice = await register(client, "alice")
+        bob = await register(client, "bob")
+        await create_article(client, alice, title="First", body="B1", tagList=["x", "a"])
+        await create_article(client, bob, title="Second", body="B2")
+        response = await client.get("/api/articles/export")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/x-ndjson"
+        rows = [json.loads(line) for line in response.text.splitlines()]
+        assert [(r["title"], r["body"], r["author"], r["tagList"]) for r in rows] == [
+            ("Second", "B2", "bob", []),
+            ("First", "B1", "alice", ["a", "x"]),
+        ]
+
+    async def test_csv_parses_back(self, client: httpx.AsyncClient) -> None:
+        alice = await register(client, "alice")
+        await create_article(
+            client, alice, title='Quotes "and", commas', body="line1\nline2", tagList=["t1", "t2"]
+        )
+        response = await client.get("/api/articles/export?format=csv")
+        assert response.headers["content-type"] == "text/csv; charset=utf-8"
+        (row,) = list(csv.DictReader(io.StringIO(response.text)))
+        assert row["title"] == 'Quotes "and", commas'
+        assert row["body"] == "line1\nline2"
+        assert row["tagList"] == "t1;t2"
+        assert row["author"] == "alice"
+
+    async def test_filters_apply(self, client: httpx.AsyncClient) -> None:
+        alice = await register(client, "alice")
+        bob = await register(client, "bob")
+        await create_article(client, alice, title="A", tagList=["keep"])
+        await create_article(client, bob, title="B", tagList=["keep"])
+        await create_article(client, alice, title="C")
+        body = (await client.get("/api/articles/export?tag=keep&author=alice")).text
+        assert [json.loads(line)["title"] for line in body.splitlines()] == ["A"]
+
+    async def test_bad_format_is_422(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/api/articles/export?format=xml")
+        assert response.status_code == 422
+        assert "format" in response.json()["errors"]
+
+    async def test_fifty_thousand_articles_parse_back_completely(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        await _seed(resources(app).sessionmaker, 50_000)
+        response = await client.get("/api/articles/export")
+        slugs = [json.loads(line)["slug"] for line in response.text.splitlines()]
+        assert len(slugs) == 50_000
+        assert len(set(slugs)) == 50_000
+
+
+@pytest.mark.postgres_only
+def test_a_client_that_disconnects_stops_the_export(server: str, database_url: str) -> None:
+    engine = create_async_engine(database_url)
+
+    async def fill() -> None:
+        await _seed(create_sessionmaker(engine), 20_000)
+        await engine.dispose()
+
+    asyncio.run(fill())
+
+    def exported() -> int:
+        metrics = httpx.get(f"{server}/metrics", timeout=10).text
+        return int(re.search(r"^asyncpress_export_rows_total (\d+)$", metrics, re.M).group(1))  # type: ignore[union-attr]
+
+    with httpx.stream("GET", f"{server}/api/articles/export", timeout=10) as response:
+        first = next(response.iter_bytes())
+        assert first
+    time.sleep(1.0)
+    stopped_at = exported()
+    time.sleep(1.0)
+    assert exported() == stopped_at  # nothing more was read after the client left
+    assert stopped_at < 20_000
+    metrics = httpx.get(f"{server}/metrics", timeout=10).text
+    assert "asyncpress_db_pool_checked_out 0" in metrics
