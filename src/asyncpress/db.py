@@ -6,10 +6,11 @@ through asyncpg. Both get the same models and migrations.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Table, event, insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -152,3 +153,46 @@ def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
 
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+INSERT_BATCH = 1000
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's Table, typed as one."""
+    table: Table = model.__table__
+    return table
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(_table: str, _done: int, _total: int) -> None:
+    return None
+
+
+async def insert_rows(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    progress: Progress = no_progress,
+    *,
+    returning_ids: bool = False,
+    ignore_conflicts: bool = False,
+) -> list[int]:
+    """Multi-row INSERTs of up to ``INSERT_BATCH`` rows each.
+
+    With ``returning_ids`` the new ids come back in the order of ``rows``.
+    """
+    ids: list[int] = []
+    for start in range(0, len(rows), INSERT_BATCH):
+        chunk = rows[start : start + INSERT_BATCH]
+        if returning_ids:
+            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+            ids.extend((await session.execute(stmt, chunk)).scalars().all())
+        elif ignore_conflicts:
+            await session.execute(insert_ignoring_conflicts(session, table), chunk)
+        else:
+            await session.execute(insert(table), chunk)
+        progress(table.name, start + len(chunk), len(rows))
+    return ids

@@ -45,6 +45,14 @@ class Invalid(AppError):
     status_code = 422
 
 
+class InvalidFields(Exception):
+    """Several fields failed at once (a 422 with each of them)."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
 def envelope(errors: dict[str, list[str]]) -> dict[str, dict[str, list[str]]]:
     return {"errors": errors}
 
@@ -124,6 +132,11 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, {exc.field: [exc.message]}, headers)
 
 
+async def _invalid_fields(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidFields)
+    return error_response(422, exc.errors)
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(422, validation_errors(exc.errors()))
@@ -147,6 +160,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(InvalidFields, _invalid_fields)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

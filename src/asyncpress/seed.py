@@ -10,23 +10,21 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.articles.models import Article, Favorite
 from asyncpress.articles.slugs import first_free, slugify
 from asyncpress.comments.models import Comment
-from asyncpress.db import begin_write, insert_ignoring_conflicts, utcnow
+from asyncpress.db import Progress, begin_write, insert_rows, no_progress, table_of, utcnow
 from asyncpress.profiles.models import Follow
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User
 
-BATCH = 1000
 SEED_PASSWORD = "password123"  # noqa: S105 - documented demo credential
 
 FIRST = [
@@ -222,47 +220,6 @@ def _paragraphs(rng: random.Random, count: int) -> str:
     )
 
 
-def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
-    for start in range(0, len(rows), BATCH):
-        yield rows[start : start + BATCH]
-
-
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(_table: str, _done: int, _total: int) -> None:
-    return None
-
-
-async def _insert(
-    session: AsyncSession,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    progress: Progress,
-    *,
-    returning_ids: bool = False,
-    ignore_conflicts: bool = False,
-) -> list[int]:
-    ids: list[int] = []
-    done = 0
-    for chunk in _chunks(rows):
-        if returning_ids:
-            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            ids.extend((await session.execute(stmt, chunk)).scalars().all())
-        elif ignore_conflicts:
-            await session.execute(insert_ignoring_conflicts(session, table), chunk)
-        else:
-            await session.execute(insert(table), chunk)
-        done += len(chunk)
-        progress(table.name, done, len(rows))
-    return ids
-
-
-def _table(model: type[Any]) -> Table:
-    table: Table = model.__table__
-    return table
-
-
 @dataclass
 class _Plan:
     """Sizes and the shared random state of one seeding run."""
@@ -299,12 +256,12 @@ async def _seed_users(session: AsyncSession, plan: _Plan, password_hash: str) ->
                 "updated_at": joined,
             }
         )
-    return await _insert(session, _table(User), rows, plan.progress, returning_ids=True)
+    return await insert_rows(session, table_of(User), rows, plan.progress, returning_ids=True)
 
 
 async def _seed_tags(session: AsyncSession, plan: _Plan) -> dict[str, int]:
     rows = [{"name": t} for t in TAGS]
-    await _insert(session, _table(Tag), rows, plan.progress, ignore_conflicts=True)
+    await insert_rows(session, table_of(Tag), rows, plan.progress, ignore_conflicts=True)
     found = await session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(TAGS)))
     return {row[0]: row[1] for row in found.all()}
 
@@ -334,7 +291,7 @@ async def _seed_articles(
                 "updated_at": created,
             }
         )
-    ids = await _insert(session, _table(Article), rows, plan.progress, returning_ids=True)
+    ids = await insert_rows(session, table_of(Article), rows, plan.progress, returning_ids=True)
     return ids, created_times
 
 
@@ -347,7 +304,7 @@ async def _seed_article_tags(
     for article_id in article_ids:
         chosen = set(plan.rng.choices(TAGS, weights=weights, k=plan.rng.randint(1, 3)))
         rows.extend({"article_id": article_id, "tag_id": tag_ids[name]} for name in chosen)
-    await _insert(session, article_tags, rows, plan.progress)
+    await insert_rows(session, article_tags, rows, plan.progress)
     return len(rows)
 
 
@@ -373,7 +330,7 @@ async def _seed_comments(
                 "updated_at": at,
             }
         )
-    await _insert(session, _table(Comment), rows, plan.progress)
+    await insert_rows(session, table_of(Comment), rows, plan.progress)
     return len(rows)
 
 
@@ -384,7 +341,7 @@ async def _seed_follows(session: AsyncSession, plan: _Plan, user_ids: list[int])
             a, b = plan.rng.sample(user_ids, 2)
             pairs.add((a, b))
     rows = [{"follower_id": a, "followee_id": b, "created_at": plan.now} for a, b in sorted(pairs)]
-    await _insert(session, _table(Follow), rows, plan.progress, ignore_conflicts=True)
+    await insert_rows(session, table_of(Follow), rows, plan.progress, ignore_conflicts=True)
     return len(rows)
 
 
@@ -398,7 +355,7 @@ async def seed(
     favorites: int,
     follows: int,
     seed_value: int,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> SeedReport:
     started = time.perf_counter()
     plan = _Plan(
@@ -424,7 +381,7 @@ async def seed(
         {"user_id": user_ids[u], "article_id": article_ids[a], "created_at": plan.now}
         for u, a in sorted(pairs)
     ]
-    await _insert(session, _table(Favorite), favorite_rows, progress)
+    await insert_rows(session, table_of(Favorite), favorite_rows, progress)
     report.counts["favorites"] = len(favorite_rows)
     report.counts["follows"] = await _seed_follows(session, plan, user_ids)
     await session.commit()

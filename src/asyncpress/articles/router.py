@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Body, Query, Response, status
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, BackgroundTasks, Body, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from asyncpress.articles import export, service
+from asyncpress.articles import bulk, export, service
 from asyncpress.articles.repository import ArticleRecord, Filters
 from asyncpress.articles.schemas import (
     ArticleListItem,
@@ -17,6 +18,7 @@ from asyncpress.articles.schemas import (
 )
 from asyncpress.deps import AuthUserId, CurrentUser, ResourcesDep, SessionDep, ViewerId
 from asyncpress.pagination import Limit, Offset
+from asyncpress.schemas import Schema
 
 router = APIRouter(prefix="/articles")
 
@@ -61,6 +63,38 @@ async def export_articles(
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="articles.{export_format}"'},
     )
+
+
+class ImportResponse(Schema):
+    imported: int
+    slugs: list[str]
+
+
+@router.post(
+    "/import",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ImportResponse,
+    tags=["Articles"],
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+            "required": True,
+        }
+    },
+)
+async def import_articles(
+    request: Request, session: SessionDep, user: CurrentUser, resources: ResourcesDep
+) -> ImportResponse:
+    """Up to 10,000 articles as ``{"articles": [...]}`` or NDJSON; all or nothing."""
+    ndjson = request.headers.get("content-type", "").startswith("application/x-ndjson")
+    body = await request.body()  # bounded by MAX_IMPORT_BODY_BYTES
+    items = await run_sync(bulk.parse, body, ndjson)  # 422 (InvalidFields) names each item
+    slugs = await bulk.import_articles(session, user.id, items)
+    resources.stats_cache.invalidate()
+    return ImportResponse(imported=len(slugs), slugs=slugs)
 
 
 @router.get("", response_model=ArticlesResponse, tags=["Articles"])

@@ -1,0 +1,139 @@
+"""Bulk import: up to 10,000 articles, validated up front, written in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from asyncpress.articles import repository
+from asyncpress.articles.models import Article
+from asyncpress.articles.schemas import NewArticle
+from asyncpress.articles.slugs import first_free, slugify
+from asyncpress.db import begin_write, insert_rows, table_of, utcnow
+from asyncpress.errors import Invalid, InvalidFields, validation_errors
+from asyncpress.tags.models import Tag, article_tags
+
+MAX_IMPORT = 10_000
+_items = TypeAdapter(list[NewArticle])
+SLUG_ATTEMPTS = 3
+
+
+def parse(body: bytes, ndjson: bool) -> list[NewArticle]:
+    """Decode and validate every item (CPU work: call from a worker thread)."""
+    if ndjson:
+        raw: Any = []
+        for number, line in enumerate(body.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                raw.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InvalidFields({f"articles[{number}]": ["is not valid JSON"]}) from exc
+    else:
+        try:
+            document = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise InvalidFields({"body": ["is not valid JSON"]}) from exc
+        if not isinstance(document, dict) or "articles" not in document:
+            raise InvalidFields({"articles": ["can't be blank"]})
+        raw = document["articles"]
+    if not isinstance(raw, list):
+        raise InvalidFields({"articles": ["must be a list"]})
+    if not raw:
+        raise InvalidFields({"articles": ["can't be empty"]})
+    if len(raw) > MAX_IMPORT:
+        raise InvalidFields({"articles": [f"has too many items (maximum is {MAX_IMPORT})"]})
+    try:
+        return _items.validate_python(raw)
+    except ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for field, messages in validation_errors(exc.errors()).items():
+            errors[_item_field(field)] = messages
+        raise InvalidFields(errors) from exc
+
+
+def _item_field(field: str) -> str:
+    # "0.title" -> "articles[0].title"; "3" (item is not an object) -> "articles[3]"
+    index, _, rest = field.partition(".")
+    return f"articles[{index}].{rest}" if rest else f"articles[{index}]"
+
+
+async def _free_slugs(session: AsyncSession, titles: Sequence[str]) -> list[str]:
+    bases = [slugify(title) for title in titles]
+    taken: set[str] = set()
+    unique_bases = sorted(set(bases))
+    for start in range(0, len(unique_bases), 500):
+        chunk = unique_bases[start : start + 500]
+        found = await session.execute(select(Article.slug).where(Article.slug.in_(chunk)))
+        for slug in found.scalars():
+            taken |= await repository.slugs_like(session, slug)
+    slugs = []
+    for base in bases:
+        slug = first_free(base, taken)
+        taken.add(slug)
+        slugs.append(slug)
+    return slugs
+
+
+async def _write(session: AsyncSession, author_id: int, items: list[NewArticle]) -> list[str]:
+    now = utcnow()
+    slugs = await _free_slugs(session, [item.title for item in items])
+    rows = [
+        {
+            "slug": slug,
+            "title": item.title,
+            "description": item.description,
+            "body": item.body,
+            "author_id": author_id,
+            "favorites_count": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for slug, item in zip(slugs, items, strict=True)
+    ]
+    ids = await insert_rows(session, table_of(Article), rows, returning_ids=True)
+    names = sorted({tag for item in items for tag in item.tag_list})
+    if names:
+        await insert_rows(
+            session,
+            table_of(Tag),
+            [{"name": n} for n in names],
+            ignore_conflicts=True,
+        )
+        tag_ids: dict[str, int] = {}
+        for start in range(0, len(names), 500):
+            found = await session.execute(
+                select(Tag.name, Tag.id).where(Tag.name.in_(names[start : start + 500]))
+            )
+            tag_ids.update({row[0]: row[1] for row in found.all()})
+        links = [
+            {"article_id": article_id, "tag_id": tag_ids[tag]}
+            for article_id, item in zip(ids, items, strict=True)
+            for tag in item.tag_list
+        ]
+        await insert_rows(session, article_tags, links)
+    return slugs
+
+
+async def import_articles(
+    session: AsyncSession, author_id: int, items: list[NewArticle]
+) -> list[str]:
+    """All or nothing: one transaction, retried if a concurrent writer took a slug."""
+    for attempt in range(1, SLUG_ATTEMPTS + 1):
+        await begin_write(session)
+        try:
+            slugs = await _write(session, author_id, items)
+            await session.commit()
+        except IntegrityError as exc:
+            await session.rollback()
+            if "slug" not in str(exc.orig).lower() or attempt == SLUG_ATTEMPTS:
+                raise
+        else:
+            return slugs
+    raise Invalid("articles", "could not be given unique slugs")
