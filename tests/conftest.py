@@ -37,6 +37,7 @@ from tests.support.postgres import PostgresServer, free_port
 ALL_BACKENDS = ("sqlite", "postgresql")
 TEST_SECRET = "test-secret-" + "x" * 40
 TABLES = (
+    "link_previews",
     "outbox",
     "comments",
     "favorites",

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
 
     stats_cache_s: float = Field(default=5.0, ge=0)
 
+    preview_timeout_s: float = Field(default=5.0, gt=0)
+    preview_deadline_s: float = Field(default=8.0, gt=0)
+    preview_max_age_s: float = Field(default=24 * 3600.0, ge=0)
+    preview_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    preview_max_connections: int = Field(default=50, ge=1)
+
     hash_concurrency: int = Field(default=2, ge=1)
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65_536, ge=8)
@@ -71,7 +77,7 @@ class Settings(BaseSettings):
             raise ValueError("SMTP_URL must start with smtp:// or smtps://")
         return value or None
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "preview_allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -196,3 +196,21 @@ async def insert_rows(
             await session.execute(insert(table), chunk)
         progress(table.name, start + len(chunk), len(rows))
     return ids
+
+
+async def upsert(
+    session: AsyncSession, model: type[Any], rows: Sequence[dict[str, Any]], key: str
+) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE, in the session's dialect."""
+    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415
+
+    bind = session.bind
+    on_postgres = bind is not None and bind.dialect.name == "postgresql"
+    stmt: Any = postgresql.insert(model) if on_postgres else sqlite.insert(model)
+    columns = [c for c in rows[0] if c != key]
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[key], set_={c: getattr(stmt.excluded, c) for c in columns}
+        ),
+        list(rows),
+    )

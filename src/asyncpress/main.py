@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
+import httpx
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -24,6 +25,9 @@ from asyncpress.ops.body_limit import BodyLimitMiddleware
 from asyncpress.ops.deadline import DeadlineMiddleware
 from asyncpress.ops.router import router as ops_router
 from asyncpress.ops.timing import ServerTimingMiddleware
+from asyncpress.previews.fetch import Fetcher
+from asyncpress.previews.router import router as previews_router
+from asyncpress.previews.service import Previews
 from asyncpress.profiles.router import router as profiles_router
 from asyncpress.rendering.router import router as rendering_router
 from asyncpress.resources import Resources
@@ -47,6 +51,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await passwords.prepare()
         sessionmaker = create_sessionmaker(engine)
         outbox = Outbox(settings, sessionmaker, transport_for(settings))
+        # One client for every outbound request: pooled connections, bounded.
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.preview_timeout_s),
+            limits=httpx.Limits(max_connections=settings.preview_max_connections),
+            follow_redirects=False,
+            headers={"User-Agent": f"asyncpress/{__version__} (link preview)"},
+        )
+        fetcher = Fetcher(
+            http,
+            deadline_s=settings.preview_deadline_s,
+            allowed_hosts=frozenset(settings.preview_allowed_hosts),
+        )
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
@@ -55,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             passwords=passwords,
             outbox=outbox,
             stats_cache=TTLCache(settings.stats_cache_s),
+            previews=Previews(sessionmaker, fetcher, settings.preview_max_age_s),
         )
         if settings.outbox_in_process:
             outbox.start()
@@ -64,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # An abandoned batch is claimed again after its lease: nothing is lost.
             await outbox.stop(grace_s=3.0)
+            await http.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -101,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags_router,
         rendering_router,
         stats_router,
+        previews_router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -4,6 +4,7 @@ from asyncpress.articles.models import Article, Favorite
 from asyncpress.comments.models import Comment
 from asyncpress.db import Base
 from asyncpress.notifications.models import OutboxMessage
+from asyncpress.previews.models import LinkPreview
 from asyncpress.profiles.models import Follow
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User
@@ -14,6 +15,7 @@ __all__ = [
     "Comment",
     "Favorite",
     "Follow",
+    "LinkPreview",
     "OutboxMessage",
     "Tag",
     "User",

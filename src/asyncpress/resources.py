@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from asyncpress.cache import TTLCache
 from asyncpress.config import Settings
 from asyncpress.notifications.delivery import Outbox
+from asyncpress.previews.service import Previews
 from asyncpress.security import Passwords, Tokens
 
 
@@ -22,3 +23,4 @@ class Resources:
     passwords: Passwords
     outbox: Outbox
     stats_cache: TTLCache[dict[str, Any]]
+    previews: Previews

@@ -116,9 +116,15 @@ async def list_articles(
     "", status_code=status.HTTP_201_CREATED, response_model=ArticleResponse, tags=["Articles"]
 )
 async def create_article(
-    body: Annotated[NewArticleRequest, Body()], session: SessionDep, user: CurrentUser
+    body: Annotated[NewArticleRequest, Body()],
+    session: SessionDep,
+    user: CurrentUser,
+    resources: ResourcesDep,
+    background: BackgroundTasks,
 ) -> ArticleResponse:
-    return _one(await service.create(session, user, body.article))
+    record = await service.create(session, user, body.article)
+    background.add_task(resources.previews.warm, record.body or "")
+    return _one(record)
 
 
 @router.get("/{slug}", response_model=ArticleResponse, tags=["Articles"])
@@ -132,8 +138,13 @@ async def update_article(
     body: Annotated[UpdateArticleRequest, Body()],
     session: SessionDep,
     user: CurrentUser,
+    resources: ResourcesDep,
+    background: BackgroundTasks,
 ) -> ArticleResponse:
-    return _one(await service.update(session, user.id, slug, body.article))
+    record = await service.update(session, user.id, slug, body.article)
+    if body.article.body is not None:
+        background.add_task(resources.previews.warm, record.body or "")
+    return _one(record)
 
 
 @router.delete("/{slug}", status_code=status.HTTP_204_NO_CONTENT, tags=["Articles"])

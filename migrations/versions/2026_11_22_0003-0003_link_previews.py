@@ -1,0 +1,35 @@
+"""Stored link previews.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-22
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from asyncpress.db import UTCDateTime
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "link_previews",
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("title", sa.Text(), nullable=True),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("image", sa.String(length=2048), nullable=True),
+        sa.Column("site_name", sa.String(length=200), nullable=True),
+        sa.Column("fetched_at", UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("url", name="pk_link_previews"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("link_previews")

@@ -1,0 +1,115 @@
+"""Previews: stored per URL (shared by every process), refreshed when stale.
+
+Reads and writes use short sessions of their own; no connection is held
+while the pages are fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from asyncpress.db import begin_write, upsert, utcnow
+from asyncpress.previews.fetch import Fetcher, UpstreamFailed
+from asyncpress.previews.models import LinkPreview
+from asyncpress.previews.ssrf import Refused
+
+log = logging.getLogger(__name__)
+
+MAX_LINKS = 20
+_URL = re.compile(r"https?://[^\s<>\"'`)\]]+", re.IGNORECASE)
+
+Preview = dict[str, str | None]
+
+
+def links_in(text: str) -> list[str]:
+    """The http(s) URLs in ``text``, in order, without repeats, at most 20."""
+    found: list[str] = []
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(".,;:!?")
+        if url not in found:
+            found.append(url)
+        if len(found) == MAX_LINKS:
+            break
+    return found
+
+
+class Previews:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], fetcher: Fetcher, max_age_s: float
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.fetcher = fetcher
+        self.max_age = timedelta(seconds=max_age_s)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def _stored(self, urls: list[str], now: datetime) -> dict[str, Preview]:
+        async with self.sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(LinkPreview).where(
+                        LinkPreview.url.in_(urls), LinkPreview.fetched_at >= now - self.max_age
+                    )
+                )
+            ).scalars()
+            return {row.url: _as_dict(row) for row in rows}
+
+    async def _store(self, previews: list[Preview], now: datetime) -> None:
+        if not previews:
+            return
+        async with self.sessionmaker() as session:
+            await begin_write(session)
+            await upsert(session, LinkPreview, [{**p, "fetched_at": now} for p in previews], "url")
+            await session.commit()
+
+    async def one(self, url: str) -> Preview:
+        """A preview of ``url``, stored or fetched now. Raises the fetch errors."""
+        now = utcnow()
+        stored = await self._stored([url], now)
+        if url in stored:
+            return stored[url]
+        preview = await self.fetcher.preview(url)
+        await self._store([{**preview, "url": url}], now)
+        return {**preview, "url": url}
+
+    async def many(self, urls: list[str]) -> list[Preview]:
+        """Previews of ``urls`` (fetched concurrently where not stored); failures left out."""
+        now = utcnow()
+        stored = await self._stored(urls, now)
+        missing = [u for u in urls if u not in stored]
+        fetched: dict[str, Preview] = {}
+
+        async def fetch(url: str) -> None:
+            try:
+                fetched[url] = {**(await self.fetcher.preview(url)), "url": url}
+            except (Refused, UpstreamFailed, TimeoutError, httpx.HTTPError) as exc:
+                log.info("no preview for %s: %s", url, exc)
+
+        async with asyncio.TaskGroup() as group:
+            for url in missing:
+                group.create_task(fetch(url))
+        await self._store(list(fetched.values()), now)
+        return [found for u in urls if (found := stored.get(u) or fetched.get(u))]
+
+    async def warm(self, text: str) -> None:
+        """Fetch and store the previews of the links in ``text`` (after a write)."""
+        urls = links_in(text)
+        if urls:
+            await self.many(urls)
+
+
+def _as_dict(row: LinkPreview) -> Preview:
+    return {
+        "url": row.url,
+        "title": row.title,
+        "description": row.description,
+        "image": row.image,
+        "site_name": row.site_name,
+    }
