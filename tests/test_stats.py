@@ -84,5 +84,5 @@ class TestCaching:
             again = (await client.get("/api/stats")).json()
         assert again == first  # up to STATS_CACHE_S old, by design
         assert counter.count == 0
-        resources(app).stats_cache.invalidate()
+        await resources(app).cache.invalidate("stats")
         assert (await client.get("/api/stats")).json()["stats"]["users"] == 1

@@ -1,56 +1,140 @@
-"""A small in-process TTL cache for values that may be a few seconds stale.
+"""Caching of values that may be a little stale: in process, or in Redis.
 
-One process's memory only: in embedded mode that is the whole service. Each
-entry also coalesces concurrent misses, so a burst of requests for a cold key
-computes it once.
+Embedded mode keeps entries in this process's memory. With ``REDIS_URL`` set
+they live in Redis, shared by every worker and machine. Values are JSON. A
+Redis outage is never an error: a failed or slow cache call (short socket
+timeouts) is logged and treated as a miss, so requests fall back to the
+database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Protocol
 
-T = TypeVar("T")
+import redis
+from redis.asyncio import Redis
+from redis.driver_info import DriverInfo
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 
-class TTLCache(Generic[T]):
-    def __init__(self, ttl_s: float, max_entries: int = 1024) -> None:
-        self.ttl_s = ttl_s
+class Cache(Protocol):
+    async def get(self, key: str) -> Any | None: ...
+    async def set(self, key: str, value: Any, ttl_s: float) -> None: ...
+    async def delete(self, *keys: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class MemoryCache:
+    def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, T]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._entries: dict[str, tuple[float, str]] = {}
 
-    def get(self, key: str) -> T | None:
+    async def get(self, key: str) -> Any | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] < time.monotonic():
             return None
-        return entry[1]
+        return json.loads(entry[1])
 
-    def set(self, key: str, value: T) -> None:
+    async def set(self, key: str, value: Any, ttl_s: float) -> None:
+        if ttl_s <= 0:
+            return
         if len(self._entries) >= self.max_entries:
             now = time.monotonic()
             self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
-            if len(self._entries) >= self.max_entries:
+            while len(self._entries) >= self.max_entries:
                 self._entries.pop(next(iter(self._entries)))
-        self._entries[key] = (time.monotonic() + self.ttl_s, value)
+        self._entries[key] = (time.monotonic() + ttl_s, json.dumps(value))
 
-    def invalidate(self, key: str | None = None) -> None:
-        if key is None:
-            self._entries.clear()
-        else:
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
             self._entries.pop(key, None)
 
-    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[T]]) -> T:
-        cached = self.get(key)
-        if cached is not None:
-            return cached
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+class RedisCache:
+    PREFIX = "asyncpress:cache:"
+
+    def __init__(self, url: str, timeout_s: float = 0.25) -> None:
+        self.redis = Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            decode_responses=True,
+            # Named here, redis-py skips looking its version up in the package
+            # metadata (a file-system scan) on the event loop at first connect.
+            driver_info=DriverInfo(name="redis-py", lib_version=redis.__version__),
+        )
+        self.failures = 0
+
+    def _failed(self, action: str, exc: Exception) -> None:
+        self.failures += 1
+        if self.failures == 1 or self.failures % 100 == 0:
+            log.warning("cache %s failed (%s failures so far): %s", action, self.failures, exc)
+
+    async def get(self, key: str) -> Any | None:
+        try:
+            raw = await self.redis.get(self.PREFIX + key)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed("get", exc)
+            return None
+        return None if raw is None else json.loads(raw)
+
+    async def set(self, key: str, value: Any, ttl_s: float) -> None:
+        if ttl_s <= 0:
+            return
+        try:
+            await self.redis.set(self.PREFIX + key, json.dumps(value), px=int(ttl_s * 1000))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed("set", exc)
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        try:
+            await self.redis.delete(*(self.PREFIX + k for k in keys))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed("delete", exc)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class Cached:
+    """``get_or_compute`` over a Cache, computing a cold key once per process."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get_or_compute(
+        self, key: str, ttl_s: float, compute: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        if ttl_s <= 0:
+            return await compute()
+        found = await self.cache.get(key)
+        if found is not None:
+            return found
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            cached = self.get(key)  # someone else may have computed it meanwhile
-            if cached is not None:
-                return cached
+            found = await self.cache.get(key)
+            if found is not None:
+                return found
             value = await compute()
-            self.set(key, value)
+            await self.cache.set(key, value, ttl_s)
             return value
+
+    async def invalidate(self, *keys: str) -> None:
+        await self.cache.delete(*keys)
+
+
+def cache_for(redis_url: str | None) -> Cache:
+    return RedisCache(redis_url) if redis_url else MemoryCache()

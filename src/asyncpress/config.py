@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     max_import_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
     stats_cache_s: float = Field(default=5.0, ge=0)
+    redis_url: str | None = None
+    tags_cache_s: float = Field(default=30.0, ge=0)
+    article_cache_s: float = Field(default=60.0, ge=0)
 
     preview_timeout_s: float = Field(default=5.0, gt=0)
     preview_deadline_s: float = Field(default=8.0, gt=0)

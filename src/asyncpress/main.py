@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from asyncpress import __version__
 from asyncpress.articles.router import router as articles_router
-from asyncpress.cache import TTLCache
+from asyncpress.cache import Cached, cache_for
 from asyncpress.comments.router import router as comments_router
 from asyncpress.config import Settings, get_settings
 from asyncpress.db import create_engine, create_sessionmaker
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await passwords.prepare()
         sessionmaker = create_sessionmaker(engine)
         outbox = Outbox(settings, sessionmaker, transport_for(settings))
+        cache = Cached(cache_for(settings.redis_url))
         # One client for every outbound request: pooled connections, bounded.
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.preview_timeout_s),
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=Tokens(settings.jwt_secret, settings.jwt_ttl_s),
             passwords=passwords,
             outbox=outbox,
-            stats_cache=TTLCache(settings.stats_cache_s),
+            cache=cache,
             previews=Previews(sessionmaker, fetcher, settings.preview_max_age_s),
         )
         if settings.outbox_in_process:
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # An abandoned batch is claimed again after its lease: nothing is lost.
             await outbox.stop(grace_s=3.0)
             await http.aclose()
+            await cache.cache.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from asyncpress.cache import TTLCache
+from asyncpress.cache import Cached
 from asyncpress.config import Settings
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.previews.service import Previews
@@ -22,5 +21,5 @@ class Resources:
     tokens: Tokens
     passwords: Passwords
     outbox: Outbox
-    stats_cache: TTLCache[dict[str, Any]]
+    cache: Cached
     previews: Previews

@@ -19,6 +19,8 @@ from asyncpress.articles.schemas import (
 from asyncpress.deps import AuthUserId, CurrentUser, ResourcesDep, SessionDep, ViewerId
 from asyncpress.pagination import Limit, Offset
 from asyncpress.schemas import Schema
+from asyncpress.stats.router import STATS_KEY
+from asyncpress.tags.router import TAGS_KEY
 
 router = APIRouter(prefix="/articles")
 
@@ -93,7 +95,7 @@ async def import_articles(
     body = await request.body()  # bounded by MAX_IMPORT_BODY_BYTES
     items = await run_sync(bulk.parse, body, ndjson)  # 422 (InvalidFields) names each item
     slugs = await bulk.import_articles(session, user.id, items)
-    resources.stats_cache.invalidate()
+    await resources.cache.invalidate(STATS_KEY, TAGS_KEY)
     return ImportResponse(imported=len(slugs), slugs=slugs)
 
 
@@ -123,13 +125,29 @@ async def create_article(
     background: BackgroundTasks,
 ) -> ArticleResponse:
     record = await service.create(session, user, body.article)
+    await resources.cache.invalidate(TAGS_KEY)
     background.add_task(resources.previews.warm, record.body or "")
     return _one(record)
 
 
+def article_key(slug: str) -> str:
+    return f"article:{slug}"
+
+
 @router.get("/{slug}", response_model=ArticleResponse, tags=["Articles"])
-async def get_article(slug: str, session: SessionDep, viewer_id: ViewerId) -> ArticleResponse:
-    return _one(await service.get(session, slug, viewer_id))
+async def get_article(
+    slug: str, session: SessionDep, viewer_id: ViewerId, resources: ResourcesDep
+) -> ArticleResponse:
+    if viewer_id is not None:  # favorited / following are the viewer's own
+        return _one(await service.get(session, slug, viewer_id))
+
+    async def anonymous() -> dict[str, object]:
+        return _one(await service.get(session, slug, None)).model_dump(mode="json", by_alias=True)
+
+    cached = await resources.cache.get_or_compute(
+        article_key(slug), resources.settings.article_cache_s, anonymous
+    )
+    return ArticleResponse.model_validate(cached)
 
 
 @router.put("/{slug}", response_model=ArticleResponse, tags=["Articles"])
@@ -142,14 +160,18 @@ async def update_article(
     background: BackgroundTasks,
 ) -> ArticleResponse:
     record = await service.update(session, user.id, slug, body.article)
+    await resources.cache.invalidate(article_key(slug), article_key(record.slug), TAGS_KEY)
     if body.article.body is not None:
         background.add_task(resources.previews.warm, record.body or "")
     return _one(record)
 
 
 @router.delete("/{slug}", status_code=status.HTTP_204_NO_CONTENT, tags=["Articles"])
-async def delete_article(slug: str, session: SessionDep, user: CurrentUser) -> Response:
+async def delete_article(
+    slug: str, session: SessionDep, user: CurrentUser, resources: ResourcesDep
+) -> Response:
     await service.delete(session, user.id, slug)
+    await resources.cache.invalidate(article_key(slug), TAGS_KEY)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -162,10 +184,15 @@ async def favorite(
     background: BackgroundTasks,
 ) -> ArticleResponse:
     record = await service.set_favorite(session, user, slug, favorite=True)
+    await resources.cache.invalidate(article_key(slug))
     background.add_task(resources.outbox.kick)
     return _one(record)
 
 
 @router.delete("/{slug}/favorite", response_model=ArticleResponse, tags=["Favorites"])
-async def unfavorite(slug: str, session: SessionDep, user: CurrentUser) -> ArticleResponse:
-    return _one(await service.set_favorite(session, user, slug, favorite=False))
+async def unfavorite(
+    slug: str, session: SessionDep, user: CurrentUser, resources: ResourcesDep
+) -> ArticleResponse:
+    record = await service.set_favorite(session, user, slug, favorite=False)
+    await resources.cache.invalidate(article_key(slug))
+    return _one(record)

@@ -9,6 +9,8 @@ from asyncpress.stats import service
 
 router = APIRouter(tags=["Stats"])
 
+STATS_KEY = "stats"
+
 
 class TagCount(Schema):
     tag: str
@@ -31,7 +33,9 @@ class StatsResponse(Schema):
 @router.get("/stats", response_model=StatsResponse)
 async def stats(resources: ResourcesDep) -> StatsResponse:
     """Site figures, at most ``STATS_CACHE_S`` seconds old."""
-    figures = await resources.stats_cache.get_or_compute(
-        "stats", lambda: service.gather_concurrently(resources.sessionmaker)
+    figures = await resources.cache.get_or_compute(
+        STATS_KEY,
+        resources.settings.stats_cache_s,
+        lambda: service.gather_concurrently(resources.sessionmaker),
     )
     return StatsResponse(stats=Stats.model_validate(figures))

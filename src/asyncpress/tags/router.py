@@ -4,11 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from asyncpress.deps import SessionDep
+from asyncpress.deps import ResourcesDep, SessionDep
 from asyncpress.schemas import Schema
 from asyncpress.tags import repository
 
 router = APIRouter(tags=["Tags"])
+
+DEFAULT_LIMIT = 100
+# Only the default list (the one front ends ask for) is cached; article
+# writes that can change it delete this key.
+TAGS_KEY = f"tags:{DEFAULT_LIMIT}"
 
 
 class TagsResponse(Schema):
@@ -17,7 +22,14 @@ class TagsResponse(Schema):
 
 @router.get("/tags", response_model=TagsResponse)
 async def list_tags(
-    session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    session: SessionDep,
+    resources: ResourcesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_LIMIT,
 ) -> TagsResponse:
     """Tags in use, most used first (ties by name)."""
-    return TagsResponse(tags=await repository.popular(session, limit))
+    if limit != DEFAULT_LIMIT:
+        return TagsResponse(tags=await repository.popular(session, limit))
+    tags = await resources.cache.get_or_compute(
+        TAGS_KEY, resources.settings.tags_cache_s, lambda: repository.popular(session, limit)
+    )
+    return TagsResponse(tags=tags)

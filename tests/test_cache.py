@@ -1,0 +1,178 @@
+"""Caching: invalidation on writes, shared entries through Redis, and Redis outages."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from anyio.to_thread import run_sync
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from asyncpress.cache import MemoryCache
+from asyncpress.config import Settings
+from asyncpress.main import create_app
+from tests.conftest import count_statements, make_settings
+from tests.factories import create_article, register
+from tests.support import contract
+from tests.support.postgres import free_port
+from tests.support.processes import Process, wait_for_port
+
+
+async def _statements_for(app: FastAPI, client: httpx.AsyncClient, url: str) -> int:
+    with count_statements(app) as counter:
+        response = await client.get(url)
+    assert response.status_code == 200
+    return counter.count
+
+
+class TestInvalidation:
+    async def test_tags_are_cached_until_an_article_changes_them(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        alice = await register(client)
+        await create_article(client, alice, tagList=["first"])
+        assert await _statements_for(app, client, "/api/tags") == 1
+        assert await _statements_for(app, client, "/api/tags") == 0  # from the cache
+        await create_article(client, alice, tagList=["second"])
+        assert sorted((await client.get("/api/tags")).json()["tags"]) == ["first", "second"]
+
+    async def test_anonymous_article_reads_are_cached_and_favorites_refresh_them(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        alice = await register(client)
+        bob = await register(client)
+        slug = (await create_article(client, alice))["slug"]
+        assert await _statements_for(app, client, f"/api/articles/{slug}") == 2
+        assert await _statements_for(app, client, f"/api/articles/{slug}") == 0
+        await client.post(f"/api/articles/{slug}/favorite", headers=bob.headers)
+        anon = (await client.get(f"/api/articles/{slug}")).json()["article"]
+        assert anon["favoritesCount"] == 1
+        assert anon["favorited"] is False
+        mine = (await client.get(f"/api/articles/{slug}", headers=bob.headers)).json()["article"]
+        assert mine["favorited"] is True  # a viewer's read is never served from the cache
+
+    async def test_an_edit_and_a_delete_are_seen_at_once(self, client: httpx.AsyncClient) -> None:
+        alice = await register(client)
+        slug = (await create_article(client, alice, title="Before"))["slug"]
+        await client.get(f"/api/articles/{slug}")
+        await client.put(
+            f"/api/articles/{slug}", json={"article": {"body": "After"}}, headers=alice.headers
+        )
+        assert (await client.get(f"/api/articles/{slug}")).json()["article"]["body"] == "After"
+        await client.delete(f"/api/articles/{slug}", headers=alice.headers)
+        assert (await client.get(f"/api/articles/{slug}")).status_code == 404
+
+
+async def test_memory_entries_expire() -> None:
+    cache = MemoryCache()
+    await cache.set("k", {"v": 1}, ttl_s=0.05)
+    assert await cache.get("k") == {"v": 1}
+    await cache.set("gone", 1, ttl_s=0)
+    assert await cache.get("gone") is None
+    import asyncio  # noqa: PLC0415
+
+    await asyncio.sleep(0.06)
+    assert await cache.get("k") is None
+
+
+class RedisServer:
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.log_dir = log_dir
+        self.process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.process = Process(args, self.log_dir / "redis.log", raw=True)
+        wait_for_port(self.port)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_settings(database_url: str, redis_server: RedisServer) -> Settings:
+    return make_settings(database_url, redis_url=redis_server.url)
+
+
+@pytest.fixture
+async def two_apps(
+    redis_settings: Settings, app: FastAPI
+) -> AsyncIterator[list[tuple[FastAPI, httpx.AsyncClient]]]:
+    """Two app instances (as two workers would be) sharing the database and Redis.
+
+    (Requesting ``app`` empties the database first and turns on the loop guard.)
+    """
+    pairs = []
+    managers = []
+    for _ in range(2):
+        instance = create_app(redis_settings)
+        manager = LifespanManager(instance)
+        await manager.__aenter__()
+        managers.append(manager)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=instance),
+            base_url="http://asyncpress.test",
+            event_hooks={"response": [contract.hook]},
+        )
+        pairs.append((instance, client))
+    yield pairs
+    for (_, client), manager in zip(pairs, managers, strict=True):
+        await client.aclose()
+        await manager.__aexit__(None, None, None)
+
+
+class TestRedis:
+    async def test_entries_are_shared_between_workers(
+        self, two_apps: list[tuple[FastAPI, httpx.AsyncClient]]
+    ) -> None:
+        (app_a, client_a), (app_b, client_b) = two_apps
+        alice = await register(client_a)
+        await create_article(client_a, alice, tagList=["shared"])
+        assert await _statements_for(app_a, client_a, "/api/tags") == 1
+        assert await _statements_for(app_b, client_b, "/api/tags") == 0  # cached by A
+        await create_article(client_b, alice, tagList=["fresh"])  # B's write invalidates for A
+        assert sorted((await client_a.get("/api/tags")).json()["tags"]) == ["fresh", "shared"]
+
+    async def test_a_redis_outage_degrades_to_the_database(
+        self, two_apps: list[tuple[FastAPI, httpx.AsyncClient]], redis_server: RedisServer
+    ) -> None:
+        (app_a, client_a), _ = two_apps
+        alice = await register(client_a)
+        slug = (await create_article(client_a, alice, tagList=["t"]))["slug"]
+        await run_sync(redis_server.kill)
+        for _ in range(3):
+            assert await _statements_for(app_a, client_a, "/api/tags") == 1  # straight to the DB
+            assert await _statements_for(app_a, client_a, f"/api/articles/{slug}") == 2
+        await run_sync(redis_server.start)
+        await client_a.get("/api/tags")
+        assert await _statements_for(app_a, client_a, "/api/tags") == 0  # caching again
