@@ -7,7 +7,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench-notifications
+.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench-notifications bench-features bench-features
 
 help:
 	@echo "make run        set up, migrate the SQLite database and serve on http://$(HOST):$(PORT)"
@@ -54,6 +54,9 @@ test-sqlite: install
 
 bench-notifications: install
 	.venv/bin/python -m bench.notifications
+
+bench-features: install
+	.venv/bin/python -m bench.features
 
 clean:
 	rm -rf .venv .mypy_cache .pytest_cache .ruff_cache

@@ -15,7 +15,7 @@ from asyncpress.config import Settings
 from asyncpress.previews.fetch import Fetcher
 from asyncpress.previews.service import links_in
 from asyncpress.previews.ssrf import Refused, is_public, vet
-from tests.conftest import make_settings, row_count
+from tests.conftest import make_settings, resources, row_count
 from tests.factories import create_article, register
 from tests.support.postgres import free_port
 from tests.support.processes import Process, wait_for_port
@@ -155,6 +155,17 @@ class TestArticlePreviews:
         assert response.status_code == 200
         assert [p["title"] for p in response.json()["previews"]] == ["One", "Two"]
         assert (await client.get("/api/articles/nope/previews")).status_code == 404
+
+    async def test_concurrent_fetches_of_the_same_links_do_not_conflict(
+        self, app: FastAPI, upstream: str
+    ) -> None:
+        # A background warm-up and readers may store the same URLs at once; the
+        # rows are written in one order, so concurrent upserts cannot deadlock.
+        urls = [f"{upstream}/page?t=same{n}" for n in range(10)]
+        previews = resources(app).previews
+        results = await asyncio.gather(*(previews.many(urls) for _ in range(4)))
+        assert [len(r) for r in results] == [10, 10, 10, 10]
+        assert await row_count(app, "link_previews") == 10
 
     async def test_links_are_capped_at_twenty(self) -> None:
         text = " ".join(f"https://site{n}.example/" for n in range(30))

@@ -64,9 +64,12 @@ class Previews:
     async def _store(self, previews: list[Preview], now: datetime) -> None:
         if not previews:
             return
+        # Sorted, so that concurrent writers of the same URLs (a background
+        # warm-up and a read) take row locks in one order and cannot deadlock.
+        rows = sorted(({**p, "fetched_at": now} for p in previews), key=lambda r: str(r["url"]))
         async with self.sessionmaker() as session:
             await begin_write(session)
-            await upsert(session, LinkPreview, [{**p, "fetched_at": now} for p in previews], "url")
+            await upsert(session, LinkPreview, rows, "url")
             await session.commit()
 
     async def one(self, url: str) -> Preview:
