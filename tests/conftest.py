@@ -214,6 +214,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[str]:
         "ENVIRONMENT": "production",
         "JWT_SECRET": TEST_SECRET,
         "CORS_ORIGINS": "http://localhost:4200",
+        "MAILBOX_DIR": str(tmp_path / "mailbox"),  # never the working directory
         "LOG_LEVEL": "WARNING",
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_KIB": "64",
