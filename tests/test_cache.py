@@ -176,3 +176,25 @@ class TestRedis:
         await run_sync(redis_server.start)
         await client_a.get("/api/tags")
         assert await _statements_for(app_a, client_a, "/api/tags") == 0  # caching again
+
+
+async def test_a_cold_key_is_computed_once_and_no_lock_outlives_the_work() -> None:
+    import asyncio  # noqa: PLC0415
+
+    from asyncpress.cache import Cached  # noqa: PLC0415
+
+    cached = Cached(MemoryCache())
+    calls = 0
+
+    async def compute() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return 42
+
+    results = await asyncio.gather(*(cached.get_or_compute("k", 60, compute) for _ in range(10)))
+    assert results == [42] * 10
+    assert calls == 1
+    for n in range(100):  # many different keys, as article slugs are
+        await cached.get_or_compute(f"article:{n}", 60, compute)
+    assert cached._locks == {}

@@ -77,6 +77,21 @@ class TestExport:
         assert response.status_code == 422
         assert "format" in response.json()["errors"]
 
+    async def test_articles_with_one_timestamp_page_by_id_across_chunks(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        # Bulk import gives every article the same created_at: the chunks
+        # (500 each) must then continue by id, skipping and repeating nothing.
+        alice = await register(client)
+        items = [{"title": f"t{n}", "description": "d", "body": "b"} for n in range(1200)]
+        imported = await client.post(
+            "/api/articles/import", json={"articles": items}, headers=alice.headers
+        )
+        assert imported.status_code == 201
+        lines = (await client.get("/api/articles/export")).text.splitlines()
+        slugs = [json.loads(line)["slug"] for line in lines]
+        assert sorted(slugs) == sorted(imported.json()["slugs"])
+
     async def test_fifty_thousand_articles_parse_back_completely(
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:

@@ -44,6 +44,19 @@ class TestDeadline:
         # and the app still answers
         assert (await client.get("/api/tags")).status_code == 200
 
+    async def test_a_timeout_inside_the_app_is_not_reported_as_the_deadline(
+        self, app: FastAPI
+    ) -> None:
+        @app.get("/api/_own_timeout")
+        async def own_timeout() -> dict[str, str]:
+            raise TimeoutError("an upstream's, not the request's")
+
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as plain:
+            response = await plain.get("/api/_own_timeout")
+        assert response.status_code == 500  # a bug to fix, not a slow request
+        assert response.json() == {"errors": {"server": ["internal error"]}}
+
     async def test_fast_requests_are_untouched(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/api/tags")).status_code == 200
 

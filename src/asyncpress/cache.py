@@ -113,7 +113,9 @@ class Cached:
 
     def __init__(self, cache: Cache) -> None:
         self.cache = cache
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Only keys being computed right now have a lock (and a count of the
+        # requests using it), so the table never outgrows the work in flight.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def get_or_compute(
         self, key: str, ttl_s: float, compute: Callable[[], Awaitable[Any]]
@@ -123,14 +125,22 @@ class Cached:
         found = await self.cache.get(key)
         if found is not None:
             return found
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            found = await self.cache.get(key)
-            if found is not None:
-                return found
-            value = await compute()
-            await self.cache.set(key, value, ttl_s)
-            return value
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                found = await self.cache.get(key)
+                if found is not None:
+                    return found
+                value = await compute()
+                await self.cache.set(key, value, ttl_s)
+                return value
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
     async def invalidate(self, *keys: str) -> None:
         await self.cache.delete(*keys)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, StringConstraints
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 
@@ -17,11 +17,6 @@ def iso_millis(value: datetime) -> str:
 
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_millis, return_type=str)]
-
-
-def text(max_length: int) -> object:
-    """A required string: surrounding white space trimmed, blank refused."""
-    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
 class Schema(BaseModel):

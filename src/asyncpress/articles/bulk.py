@@ -16,7 +16,7 @@ from asyncpress.articles.models import Article
 from asyncpress.articles.schemas import NewArticle
 from asyncpress.articles.slugs import first_free, slugify
 from asyncpress.db import begin_write, insert_rows, table_of, utcnow
-from asyncpress.errors import Invalid, InvalidFields, validation_errors
+from asyncpress.errors import InvalidFields, validation_errors
 from asyncpress.tags.models import Tag, article_tags
 
 MAX_IMPORT = 10_000
@@ -136,4 +136,4 @@ async def import_articles(
                 raise
         else:
             return slugs
-    raise Invalid("articles", "could not be given unique slugs")
+    raise AssertionError("unreachable")

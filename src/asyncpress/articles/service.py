@@ -106,6 +106,14 @@ async def create(session: AsyncSession, author: User, data: NewArticle) -> Artic
     )
 
 
+async def with_author(session: AsyncSession, slug: str) -> tuple[Article, User]:
+    """The article and its author's row, or NotFound."""
+    found = await repository.with_author(session, slug)
+    if found is None:
+        raise NotFound("article")
+    return found
+
+
 async def _owned(session: AsyncSession, slug: str, user_id: int) -> Article:
     article = await repository.by_slug(session, slug)
     if article is None:
@@ -152,10 +160,7 @@ async def set_favorite(
 ) -> ArticleRecord:
     """Favorite or unfavorite; doing it twice is the same as doing it once."""
     await begin_write(session)
-    found = await repository.with_author(session, slug)
-    if found is None:
-        raise NotFound("article")
-    article, owner = found
+    article, owner = await with_author(session, slug)
     if favorite:
         await repository.add_favorite(session, user.id, article.id)
         await notifications.on_favorite(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.articles import repository as articles
+from asyncpress.articles import service as article_service
 from asyncpress.comments import repository
 from asyncpress.comments.models import Comment
 from asyncpress.comments.schemas import CommentOut, NewComment
@@ -29,10 +30,7 @@ async def list_for_article(
 
 async def add(session: AsyncSession, author: User, slug: str, data: NewComment) -> CommentOut:
     await begin_write(session)
-    found = await articles.with_author(session, slug)
-    if found is None:
-        raise NotFound("article")
-    article, owner = found
+    article, owner = await article_service.with_author(session, slug)
     now = utcnow()
     comment = Comment(
         body=data.body, article_id=article.id, author_id=author.id, created_at=now, updated_at=now

@@ -50,9 +50,11 @@ class DeadlineMiddleware:
             await send(message)
 
         try:
-            async with asyncio.timeout(seconds):
+            async with asyncio.timeout(seconds) as deadline:
                 await self.app(scope, receive, tracking_send)
         except TimeoutError:
+            if not deadline.expired():
+                raise  # some other timeout inside the app: not ours to answer
             log.warning("%s %s passed its %.1f s deadline", scope["method"], scope["path"], seconds)
             if started:
                 raise  # a response is under way; all we can do is cut it off

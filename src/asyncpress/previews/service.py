@@ -10,7 +10,6 @@ import asyncio
 import logging
 import re
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -48,7 +47,6 @@ class Previews:
         self.sessionmaker = sessionmaker
         self.fetcher = fetcher
         self.max_age = timedelta(seconds=max_age_s)
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def _stored(self, urls: list[str], now: datetime) -> dict[str, Preview]:
         async with self.sessionmaker() as session:
