@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from asyncpress.main import create_app
 from tests.conftest import count_statements, make_settings
 from tests.factories import create_article, register
 from tests.support import contract
-from tests.support.postgres import free_port
-from tests.support.processes import Process, wait_for_port
+from tests.support.processes import RedisServer
 
 
 async def _statements_for(app: FastAPI, client: httpx.AsyncClient, url: str) -> int:
@@ -77,38 +75,6 @@ async def test_memory_entries_expire() -> None:
 
     await asyncio.sleep(0.06)
     assert await cache.get("k") is None
-
-
-class RedisServer:
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
-        self.log_dir = log_dir
-        self.process: Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        args = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        self.process = Process(args, self.log_dir / "redis.log", raw=True)
-        wait_for_port(self.port)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process = None
 
 
 @pytest.fixture

@@ -16,10 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import redis
-from redis.asyncio import Redis
-from redis.driver_info import DriverInfo
 from redis.exceptions import RedisError
+
+from asyncpress.redis_client import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +63,7 @@ class RedisCache:
     PREFIX = "asyncpress:cache:"
 
     def __init__(self, url: str, timeout_s: float = 0.25) -> None:
-        self.redis = Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            decode_responses=True,
-            # Named here, redis-py skips looking its version up in the package
-            # metadata (a file-system scan) on the event loop at first connect.
-            driver_info=DriverInfo(name="redis-py", lib_version=redis.__version__),
-        )
+        self.redis = redis_client(url, timeout_s)
         self.failures = 0
 
     def _failed(self, action: str, exc: Exception) -> None:

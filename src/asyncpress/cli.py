@@ -55,6 +55,8 @@ def serve(
         workers=None if reload else workers,
         reload=reload,
         log_level=settings.log_level.lower(),
+        # Event streams are told to end at once; this bounds the wait for them.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

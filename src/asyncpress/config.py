@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     outbox_lease_s: float = Field(default=120.0, gt=0)
     outbox_batch: int = Field(default=100, ge=1, le=1000)
 
+    # Live events (docs/realtime.md).
+    events_queue_size: int = Field(default=256, ge=1)
+    events_send_timeout_s: float = Field(default=5.0, gt=0)
+    events_heartbeat_s: float = Field(default=15.0, gt=0)
+    events_max_lifetime_s: float = Field(default=1800.0, gt=0)
+    events_poll_s: float = Field(default=1.0, gt=0)
+    events_keep_count: int = Field(default=10_000, ge=1)
+    events_keep_hours: float = Field(default=24.0, ge=0)
+    events_ticket_ttl_s: float = Field(default=60.0, gt=0)
+    shutdown_grace_s: int = Field(default=10, ge=1)
+
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp_url(cls, value: str | None) -> str | None:

@@ -18,6 +18,10 @@ from asyncpress.comments.router import router as comments_router
 from asyncpress.config import Settings, get_settings
 from asyncpress.db import create_engine, create_sessionmaker
 from asyncpress.errors import install_error_handlers
+from asyncpress.events.guard import QuietSlowClients, StreamGuardMiddleware
+from asyncpress.events.hub import HUB_KEY, Hub
+from asyncpress.events.router import router as events_router
+from asyncpress.events.signals import chain_shutdown
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.notifications.router import router as notifications_router
 from asyncpress.notifications.transport import transport_for
@@ -50,6 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         passwords = Passwords(settings)
         await passwords.prepare()
         sessionmaker = create_sessionmaker(engine)
+        hub = Hub(settings, sessionmaker)
+        # Every session's commit hook finds the hub here (see events.hub).
+        sessionmaker.configure(info={HUB_KEY: hub})
+        await hub.start()
         outbox = Outbox(settings, sessionmaker, transport_for(settings))
         cache = Cached(cache_for(settings.redis_url))
         # One client for every outbound request: pooled connections, bounded.
@@ -73,13 +81,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             outbox=outbox,
             cache=cache,
             previews=Previews(sessionmaker, fetcher, settings.preview_max_age_s),
+            events=hub,
         )
+        undo_signals = chain_shutdown(hub.begin_shutdown)
+        quiet = QuietSlowClients()
+        logging.getLogger("uvicorn.error").addFilter(quiet)
         if settings.outbox_in_process:
             outbox.start()
         log.info("asyncpress %s started on %s", __version__, engine.dialect.name)
         try:
             yield
         finally:
+            undo_signals()
+            logging.getLogger("uvicorn.error").removeFilter(quiet)
+            await hub.stop()
             # An abandoned batch is claimed again after its lease: nothing is lost.
             await outbox.stop(grace_s=3.0)
             await http.aclose()
@@ -96,7 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         DeadlineMiddleware,
         default_s=settings.request_timeout_s,
-        by_prefix={"/api/articles/export": settings.export_timeout_s},
+        by_prefix={
+            "/api/articles/export": settings.export_timeout_s,
+            "/api/events": None,  # streams end by their own lifetime cap
+            "/api/events/ticket": settings.request_timeout_s,
+        },
+    )
+    app.add_middleware(
+        StreamGuardMiddleware, path="/api/events", send_timeout_s=settings.events_send_timeout_s
     )
     app.add_middleware(
         BodyLimitMiddleware,
@@ -122,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rendering_router,
         stats_router,
         previews_router,
+        events_router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -3,6 +3,7 @@
 from asyncpress.articles.models import Article, Favorite
 from asyncpress.comments.models import Comment
 from asyncpress.db import Base
+from asyncpress.events.models import Event, EventTicket
 from asyncpress.notifications.models import OutboxMessage
 from asyncpress.previews.models import LinkPreview
 from asyncpress.profiles.models import Follow
@@ -13,6 +14,8 @@ __all__ = [
     "Article",
     "Base",
     "Comment",
+    "Event",
+    "EventTicket",
     "Favorite",
     "Follow",
     "LinkPreview",

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from asyncpress.cache import Cached
 from asyncpress.config import Settings
+from asyncpress.events.hub import Hub
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.previews.service import Previews
 from asyncpress.security import Passwords, Tokens
@@ -23,3 +24,4 @@ class Resources:
     outbox: Outbox
     cache: Cached
     previews: Previews
+    events: Hub

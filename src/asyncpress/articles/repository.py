@@ -207,7 +207,8 @@ async def set_tags(session: AsyncSession, article_id: int, names: Sequence[str])
     )
 
 
-async def add_favorite(session: AsyncSession, user_id: int, article_id: int) -> None:
+async def add_favorite(session: AsyncSession, user_id: int, article_id: int) -> bool:
+    """Favorite; True when this call added it."""
     inserted = await session.execute(
         insert_ignoring_conflicts(session, Favorite).values(user_id=user_id, article_id=article_id)
     )
@@ -217,9 +218,11 @@ async def add_favorite(session: AsyncSession, user_id: int, article_id: int) -> 
             .where(Article.id == article_id)
             .values(favorites_count=Article.favorites_count + 1)
         )
+    return bool(inserted.rowcount)  # type: ignore[attr-defined]
 
 
-async def remove_favorite(session: AsyncSession, user_id: int, article_id: int) -> None:
+async def remove_favorite(session: AsyncSession, user_id: int, article_id: int) -> bool:
+    """Unfavorite; True when this call removed it."""
     removed = await session.execute(
         delete(Favorite).where(Favorite.user_id == user_id, Favorite.article_id == article_id)
     )
@@ -229,6 +232,7 @@ async def remove_favorite(session: AsyncSession, user_id: int, article_id: int) 
             .where(Article.id == article_id)
             .values(favorites_count=Article.favorites_count - 1)
         )
+    return bool(removed.rowcount)  # type: ignore[attr-defined]
 
 
 async def delete_article(session: AsyncSession, article_id: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from asyncpress.articles.schemas import ArticleUpdate, NewArticle
 from asyncpress.articles.slugs import first_free, slugify
 from asyncpress.db import begin_write, utcnow
 from asyncpress.errors import Forbidden, NotFound
+from asyncpress.events import publish as events
 from asyncpress.notifications import service as notifications
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.users.models import User
@@ -21,6 +23,8 @@ from asyncpress.users.models import User
 # A concurrent writer may take the slug we picked between our read and our
 # insert; the unique constraint catches it and we pick again.
 SLUG_ATTEMPTS = 5
+
+T = TypeVar("T")
 
 
 def _slug_conflict(exc: IntegrityError) -> bool:
@@ -49,28 +53,26 @@ async def get(session: AsyncSession, slug: str, viewer_id: int | None) -> Articl
     return found
 
 
-async def _write_retrying_slug(
-    session: AsyncSession, write: Callable[[], Awaitable[Article]]
-) -> Article:
+async def _write_retrying_slug(session: AsyncSession, write: Callable[[], Awaitable[T]]) -> T:
     """Run ``write`` in a write transaction and commit, again if a slug was taken."""
     for attempt in range(1, SLUG_ATTEMPTS + 1):
         await begin_write(session)
         try:
-            article = await write()
+            written = await write()
             await session.commit()
         except IntegrityError as exc:
             await session.rollback()
             if not _slug_conflict(exc) or attempt == SLUG_ATTEMPTS:
                 raise
         else:
-            return article
+            return written
     raise AssertionError("unreachable")
 
 
 async def create(session: AsyncSession, author: User, data: NewArticle) -> ArticleRecord:
     base = slugify(data.title)
 
-    async def write() -> Article:
+    async def write() -> ArticleRecord:
         now = utcnow()
         article = Article(
             slug=first_free(base, await repository.slugs_like(session, base)),
@@ -85,25 +87,26 @@ async def create(session: AsyncSession, author: User, data: NewArticle) -> Artic
         session.add(article)
         await session.flush()
         await repository.set_tags(session, article.id, data.tag_list)
-        return article
+        # Everything the response shows is known here; no need to read it back.
+        created = ArticleRecord(
+            id=article.id,
+            slug=article.slug,
+            title=article.title,
+            description=article.description,
+            body=article.body,
+            tag_list=sorted(data.tag_list),
+            created_at=article.created_at,
+            updated_at=article.updated_at,
+            favorited=False,
+            favorites_count=0,
+            author=ProfileOut(
+                username=author.username, bio=author.bio, image=author.image, following=False
+            ),
+        )
+        await events.article_created(session, created, author.id)
+        return created
 
-    article = await _write_retrying_slug(session, write)
-    # Everything the response shows is known here; no need to read it back.
-    return ArticleRecord(
-        id=article.id,
-        slug=article.slug,
-        title=article.title,
-        description=article.description,
-        body=article.body,
-        tag_list=sorted(data.tag_list),
-        created_at=article.created_at,
-        updated_at=article.updated_at,
-        favorited=False,
-        favorites_count=0,
-        author=ProfileOut(
-            username=author.username, bio=author.bio, image=author.image, following=False
-        ),
-    )
+    return await _write_retrying_slug(session, write)
 
 
 async def with_author(session: AsyncSession, slug: str) -> tuple[Article, User]:
@@ -126,7 +129,7 @@ async def _owned(session: AsyncSession, slug: str, user_id: int) -> Article:
 async def update(
     session: AsyncSession, user_id: int, slug: str, data: ArticleUpdate
 ) -> ArticleRecord:
-    async def write() -> Article:
+    async def write() -> ArticleRecord:
         article = await _owned(session, slug, user_id)
         if data.title is not None and data.title != article.title:
             base = slugify(data.title)
@@ -141,17 +144,20 @@ async def update(
         await session.flush()
         if data.tag_list is not None:
             await repository.set_tags(session, article.id, data.tag_list)
-        return article
+        updated = await get(session, article.slug, user_id)
+        await events.article_updated(session, updated, old_slug=slug)
+        return updated
 
-    article = await _write_retrying_slug(session, write)
-    return await get(session, article.slug, user_id)
+    return await _write_retrying_slug(session, write)
 
 
 async def delete(session: AsyncSession, user_id: int, slug: str) -> None:
     await begin_write(session)
     article = await _owned(session, slug, user_id)
+    last_state = await get(session, slug, None)
     # Comments, favorites and tag links go with it (ON DELETE CASCADE).
     await repository.delete_article(session, article.id)
+    await events.article_deleted(session, last_state)
     await session.commit()
 
 
@@ -162,7 +168,7 @@ async def set_favorite(
     await begin_write(session)
     article, owner = await with_author(session, slug)
     if favorite:
-        await repository.add_favorite(session, user.id, article.id)
+        changed = await repository.add_favorite(session, user.id, article.id)
         await notifications.on_favorite(
             session,
             actor=user.username,
@@ -173,8 +179,12 @@ async def set_favorite(
             slug=article.slug,
         )
     else:
-        await repository.remove_favorite(session, user.id, article.id)
+        changed = await repository.remove_favorite(session, user.id, article.id)
     record = await repository.record_by_slug(session, slug, user.id)
-    await session.commit()
     assert record is not None
+    if changed:  # doing it twice is one event, as it is one notification
+        await events.favorite_changed(
+            session, record, actor=user, owner_id=owner.id, favorite=favorite
+        )
+    await session.commit()
     return record

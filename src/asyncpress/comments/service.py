@@ -9,6 +9,7 @@ from asyncpress.comments.models import Comment
 from asyncpress.comments.schemas import CommentOut, NewComment
 from asyncpress.db import begin_write, utcnow
 from asyncpress.errors import Forbidden, NotFound
+from asyncpress.events import publish as events
 from asyncpress.notifications import service as notifications
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.users.models import User
@@ -47,8 +48,7 @@ async def add(session: AsyncSession, author: User, slug: str, data: NewComment) 
         slug=article.slug,
         body=comment.body,
     )
-    await session.commit()
-    return CommentOut(
+    out = CommentOut(
         id=comment.id,
         body=comment.body,
         created_at=comment.created_at,
@@ -57,6 +57,9 @@ async def add(session: AsyncSession, author: User, slug: str, data: NewComment) 
             username=author.username, bio=author.bio, image=author.image, following=False
         ),
     )
+    await events.comment_created(session, article.slug, out, actor_id=author.id, owner_id=owner.id)
+    await session.commit()
+    return out
 
 
 async def delete(session: AsyncSession, user_id: int, slug: str, comment_id: int) -> None:
@@ -68,4 +71,5 @@ async def delete(session: AsyncSession, user_id: int, slug: str, comment_id: int
     if comment.author_id != user_id:
         raise Forbidden("comment", "belongs to another author")
     await repository.delete_by_id(session, comment_id)
+    await events.comment_deleted(session, slug, comment_id)
     await session.commit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
@@ -36,6 +38,8 @@ async def metrics(session: SessionDep, resources: ResourcesDep) -> PlainTextResp
     checked_out = int(getattr(resources.engine.pool, "checkedout", lambda: 0)())
     stats = await outbox.stats(session)
     counters = resources.outbox.counters
+    hub = resources.events
+    kinds = Counter(conn.kind for conn in hub.connections)
     lines = [
         *_lines(
             "asyncpress_outbox_messages",
@@ -78,6 +82,31 @@ async def metrics(session: SessionDep, resources: ResourcesDep) -> PlainTextResp
             "counter",
             "Deliveries attempted by this process, by result.",
             {f'{{result="{r}"}}': counters[r] for r in ("sent", "failed", "retried", "dead")},
+        ),
+        *_lines(
+            "asyncpress_events_connections",
+            "gauge",
+            "Open event streams on this process, by protocol.",
+            {f'{{protocol="{k}"}}': kinds.get(k, 0) for k in ("ws", "sse")},
+        ),
+        *_lines(
+            "asyncpress_events_cursor",
+            "gauge",
+            "Id of the last logged event this process has routed.",
+            {"": hub.cursor},
+        ),
+        *_lines(
+            "asyncpress_events_redis_connected",
+            "gauge",
+            "1 while this process receives event wake-ups through Redis.",
+            {"": int(hub.redis_connected)},
+        ),
+        *_lines(
+            "asyncpress_events_process_total",
+            "counter",
+            "Events handed to this process's streams, streams dropped as too slow, "
+            "and wake-ups published to Redis.",
+            {f'{{what="{k}"}}': v for k, v in hub.counters.items()},
         ),
     ]
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -38,11 +38,13 @@ async def user_by_username(session: AsyncSession, username: str) -> User | None:
     return result.scalar_one_or_none()
 
 
-async def follow(session: AsyncSession, follower_id: int, followee_id: int) -> None:
+async def follow(session: AsyncSession, follower_id: int, followee_id: int) -> bool:
+    """Follow; True when this call made the link (False when it already existed)."""
     stmt = insert_ignoring_conflicts(session, Follow).values(
         follower_id=follower_id, followee_id=followee_id
     )
-    await session.execute(stmt)
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def unfollow(session: AsyncSession, follower_id: int, followee_id: int) -> None:

@@ -4,6 +4,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.db import begin_write
 from asyncpress.errors import Invalid, NotFound
+from asyncpress.events import publish as events
 from asyncpress.notifications import service as notifications
 from asyncpress.profiles import repository
 from asyncpress.profiles.schemas import ProfileOut
@@ -27,14 +28,17 @@ async def set_following(
         raise NotFound("profile")
     if target.id == viewer.id:
         raise Invalid("username", "is you; you cannot follow yourself")
+    created = False
     if follow:
-        await repository.follow(session, viewer.id, target.id)
+        created = await repository.follow(session, viewer.id, target.id)
         await notifications.on_follow(
             session, actor=viewer.username, actor_id=viewer.id, followee=target
         )
     else:
         await repository.unfollow(session, viewer.id, target.id)
     found = await repository.profile(session, username, viewer.id)
+    if created:  # following twice is one event
+        await events.followed(session, viewer, target)
     await session.commit()
     assert found is not None
     return found

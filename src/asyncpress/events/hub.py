@@ -1,0 +1,374 @@
+"""The per-process hub: reads the event log and hands events to local connections.
+
+One pump task per process reads new log entries (one short session per
+batch) and routes each to the connections subscribed to its channels. It
+wakes when this process commits an event, when Redis says another process
+did, and every ``EVENTS_POLL_S`` regardless, so nothing depends on Redis
+being up: after an outage the pump simply reads on from where it was.
+
+Each connection has a bounded queue. A connection whose queue fills (its
+client stopped reading) is cut off, so a slow client costs only its own
+queue and never delays the pump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import event as orm_event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from asyncpress.config import Settings
+from asyncpress.events import log
+from asyncpress.events.channels import FEED, Viewer
+from asyncpress.events.log import PENDING, LoggedEvent
+from asyncpress.redis_client import redis_client
+
+logger = logging.getLogger(__name__)
+
+REDIS_CHANNEL = "asyncpress:events"
+BATCH = 500
+PRUNE_EVERY_S = 60.0
+
+# The session-info key the commit hook reads to find the hub to wake.
+HUB_KEY = "asyncpress.events.hub"
+# An execution option marking the hub's own reads (tests leave them out of
+# per-request statement counts).
+BACKGROUND = "asyncpress_background"
+
+GOING_AWAY = 1001
+TRY_AGAIN_LATER = 1013
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Tells a connection's sender to end the stream with ``code``."""
+
+    code: int
+    reason: str
+
+
+class Reset:
+    """Marks a replay that cannot reach back far enough: the client should refetch."""
+
+
+RESET = Reset()
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Tells a connection's sender to send missed events first."""
+
+    since: int
+    keys: frozenset[str]
+    upto: int
+
+
+Outgoing = LoggedEvent | Replay | Close | dict[str, Any]
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    kind: str
+    limit: int
+    viewer: Viewer | None = None
+    # routing key → pump cursor when it was subscribed
+    keys: dict[str, int] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # channel name → routing key
+    queue: asyncio.Queue[Outgoing] = field(default_factory=asyncio.Queue)
+    closing: Close | None = None
+    # Set by the sender: cuts a send that is stuck on a client that stopped reading.
+    cut: Callable[[], None] | None = None
+
+    def offer(self, item: Outgoing) -> bool:
+        """Queue an outgoing item; a full queue cuts the connection off."""
+        if self.closing is not None:
+            return False
+        if self.queue.qsize() >= self.limit:
+            self.finish(TRY_AGAIN_LATER, "client is not reading fast enough")
+            if self.cut is not None:
+                self.cut()
+            return False
+        self.queue.put_nowait(item)
+        return True
+
+    def finish(self, code: int, reason: str) -> None:
+        """End the stream after what is already queued."""
+        if self.closing is None:
+            self.closing = Close(code, reason)
+            self.queue.put_nowait(self.closing)
+
+
+class Hub:
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.cursor = 0
+        self.connections: set[Connection] = set()
+        self._by_key: dict[str, set[Connection]] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._publishing: set[asyncio.Task[None]] = set()
+        self._redis = (
+            redis_client(settings.redis_url, 0.25) if settings.redis_url is not None else None
+        )
+        self.shutting_down = False
+        self.redis_connected = False
+        self.counters = {"delivered": 0, "dropped": 0, "published": 0, "publish_failed": 0}
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            await session.connection(execution_options={BACKGROUND: True})
+            yield session
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self._session() as session:
+            _, self.cursor = await log.bounds(session)
+        self._spawn(self._pump(), "pump")
+        self._spawn(self._prune_forever(), "prune")
+        if self.settings.redis_url is not None:
+            self._spawn(self._listen(self.settings.redis_url), "redis-listener")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"events-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def begin_shutdown(self) -> None:
+        """Ask every stream to end (WS close 1001, SSE end); refuse new ones."""
+        self.shutting_down = True
+        for conn in list(self.connections):
+            conn.finish(GOING_AWAY, "server is shutting down")
+
+    async def stop(self) -> None:
+        self.begin_shutdown()
+        tasks = [*self._tasks, *self._publishing]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    # -- connections -------------------------------------------------------
+
+    def connect(self, kind: str, viewer: Viewer | None) -> Connection:
+        conn = Connection(kind=kind, limit=self.settings.events_queue_size, viewer=viewer)
+        self.connections.add(conn)
+        if self.shutting_down:
+            conn.finish(GOING_AWAY, "server is shutting down")
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        for key in conn.keys:
+            self._unindex(key, conn)
+        if conn.closing is not None and conn.closing.code == TRY_AGAIN_LATER:
+            self.counters["dropped"] += 1
+
+    def subscribe(self, conn: Connection, names: dict[str, str]) -> frozenset[str]:
+        """Add channels; returns the routing keys that are new to the connection."""
+        new = set()
+        for name, key in names.items():
+            conn.names[name] = key
+            if key not in conn.keys:
+                conn.keys[key] = self.cursor
+                self._by_key.setdefault(key, set()).add(conn)
+                new.add(key)
+        return frozenset(new)
+
+    def unsubscribe(self, conn: Connection, names: list[str]) -> None:
+        for name in names:
+            key = conn.names.pop(name, None)
+            if key is not None and key not in conn.names.values():
+                conn.keys.pop(key, None)
+                self._unindex(key, conn)
+
+    def _unindex(self, key: str, conn: Connection) -> None:
+        holders = self._by_key.get(key)
+        if holders is not None:
+            holders.discard(conn)
+            if not holders:
+                del self._by_key[key]
+
+    # -- publishing --------------------------------------------------------
+
+    def committed(self) -> None:
+        """Called after a transaction that recorded events commits."""
+        self._wake.set()
+        if self._redis is not None:
+            task = asyncio.get_running_loop().create_task(self._publish())
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self) -> None:
+        assert self._redis is not None
+        try:
+            await self._redis.publish(REDIS_CHANNEL, "1")
+            self.counters["published"] += 1
+        except (RedisError, OSError, TimeoutError) as exc:
+            # The other workers' pumps read the log on their next poll.
+            self.counters["publish_failed"] += 1
+            if self.counters["publish_failed"] % 100 == 1:
+                logger.warning("event wake-up not sent through Redis: %s", exc)
+
+    # -- the pump ----------------------------------------------------------
+
+    async def _pump(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.events_poll_s):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                while await self._dispatch_batch() == BATCH:
+                    pass
+            except Exception:
+                logger.exception("reading the event log failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _dispatch_batch(self) -> int:
+        feeders = self._by_key.get(FEED, set())
+        async with self._session() as session:
+            batch = await log.after(session, self.cursor, BATCH)
+            followers: dict[int, set[int]] = {}
+            if feeders:
+                ids = sorted({c.viewer.id for c in feeders if c.viewer is not None})
+                for author in {e.feed_author() for e in batch} - {None}:
+                    assert author is not None
+                    followers[author] = await log.followers_among(session, author, ids)
+        # Delivery is synchronous (queue puts): no session is open here.
+        for event in batch:
+            self._route(event, feeders, followers)
+            self.cursor = event.id
+        return len(batch)
+
+    def _route(
+        self, event: LoggedEvent, feeders: set[Connection], followers: dict[int, set[int]]
+    ) -> None:
+        targets: set[Connection] = set()
+        for key in event.channels:
+            targets.update(self._by_key.get(key, ()))
+        author = event.feed_author()
+        if author is not None and feeders:
+            fans = followers.get(author, set())
+            targets.update(c for c in feeders if c.viewer is not None and c.viewer.id in fans)
+        for conn in targets:
+            if conn.offer(event):
+                self.counters["delivered"] += 1
+
+    # -- replay ------------------------------------------------------------
+
+    def replay_request(self, conn: Connection, since: int, keys: frozenset[str]) -> Replay:
+        """What ``replay`` needs, fixed at subscription time."""
+        return Replay(since=since, keys=keys, upto=min(conn.keys[k] for k in keys))
+
+    async def replay(self, conn: Connection, request: Replay) -> AsyncIterator[LoggedEvent | Reset]:
+        """The events after ``request.since`` on ``request.keys``, oldest first.
+
+        Everything up to the cursor at subscription time comes from the log;
+        what came later reaches the connection's queue live, so nothing is
+        sent twice or skipped. Yields only ``RESET`` when the log no longer
+        reaches back to ``since``; the caller sends a ``reset`` event and
+        carries on live.
+        """
+        async with self._session() as session:
+            oldest, newest = await log.bounds(session)
+            fans_of: set[int] = set()
+            if FEED in request.keys and conn.viewer is not None:
+                fans_of = await log.followees(session, conn.viewer.id)
+        if request.since > newest or (oldest is not None and request.since < oldest - 1):
+            yield RESET
+            return
+        earlier = {k: at for k, at in conn.keys.items() if k not in request.keys}
+        last = request.since
+        while last < request.upto:
+            async with self._session() as session:
+                batch = await log.after(session, last, BATCH)
+            if not batch:
+                return
+            for event in batch:
+                if event.id > request.upto:
+                    return
+                last = event.id
+                if self._wanted(event, request.keys, fans_of) and not self._seen(event, earlier):
+                    yield event
+
+    @staticmethod
+    def _wanted(event: LoggedEvent, keys: frozenset[str], fans_of: set[int]) -> bool:
+        if event.channels & keys:
+            return True
+        author = event.feed_author()
+        return FEED in keys and author is not None and author in fans_of
+
+    @staticmethod
+    def _seen(event: LoggedEvent, earlier: dict[str, int]) -> bool:
+        """Whether the event already went out live on another of the connection's channels."""
+        return any(key in event.channels and event.id > at for key, at in earlier.items())
+
+    # -- Redis wake-ups ----------------------------------------------------
+
+    async def _listen(self, url: str) -> None:
+        backoff = 0.1
+        while True:
+            client = redis_client(url, None, health_check_interval=10)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(REDIS_CHANNEL)
+                    if not self.redis_connected:
+                        logger.info("event hub subscribed to Redis")
+                    self.redis_connected = True
+                    backoff = 0.1
+                    self._wake.set()  # read what was committed while we were away
+                    while True:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=self.settings.events_poll_s
+                        )
+                        if message is not None:
+                            self._wake.set()
+            except (RedisError, OSError) as exc:
+                if self.redis_connected:
+                    logger.warning("event hub lost Redis (%s); reconnecting", exc)
+                self.redis_connected = False
+            finally:
+                await client.aclose()
+            await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
+            backoff = min(backoff * 2, 5.0)
+
+    # -- retention ---------------------------------------------------------
+
+    async def _prune_forever(self) -> None:
+        keep_for = timedelta(hours=self.settings.events_keep_hours)
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            try:
+                async with self._session() as session:
+                    await log.prune(session, self.settings.events_keep_count, keep_for)
+            except Exception:
+                logger.exception("pruning the event log failed")
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(PENDING, False):
+        hub: Hub | None = session.info.get(HUB_KEY)
+        if hub is not None:
+            hub.committed()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(PENDING, None)
+
+
+orm_event.listen(Session, "after_commit", _after_commit)
+orm_event.listen(Session, "after_rollback", _after_rollback)

@@ -1,0 +1,140 @@
+"""The durable event log: written in the causing transaction, read by every worker.
+
+Ids are handed out in commit order, so a reader that has seen id N has seen
+everything below N that will ever exist. SQLite gets this for free (one
+writer at a time); on PostgreSQL a transaction-scoped advisory lock, taken
+just before the insert and released by the commit that follows it,
+serialises the few microseconds between taking an id and committing it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from asyncpress.db import utcnow
+from asyncpress.events.models import Event
+from asyncpress.profiles.models import Follow
+from asyncpress.schemas import iso_millis
+
+# Any constant will do; it only has to be this application's own.
+ADVISORY_LOCK_KEY = 0x61737970  # "asyp"
+
+# Set on a session whose transaction recorded an event; the commit hook wakes
+# the hub (see asyncpress.events.hub).
+PENDING = "asyncpress.events.pending"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    id: int
+    type: str
+    time: str
+    channels: frozenset[str]
+    data: dict[str, Any]
+
+    def wire(self) -> dict[str, Any]:
+        """The WebSocket message for this event."""
+        return {
+            "type": "event",
+            "id": self.id,
+            "event": self.type,
+            "time": self.time,
+            "data": self.data,
+        }
+
+    def document(self) -> dict[str, Any]:
+        """The event as one JSON object: the ``data:`` line of its SSE message."""
+        return {"id": self.id, "type": self.type, "time": self.time, "data": self.data}
+
+    def feed_author(self) -> int | None:
+        """The author whose followers' ``feed`` receives this event, if any."""
+        for channel in self.channels:
+            if channel.startswith("feed:"):
+                return int(channel[5:])
+        return None
+
+
+async def record(
+    session: AsyncSession, event_type: str, data: dict[str, Any], channels: Iterable[str]
+) -> None:
+    """Append an event to the log in the session's (write) transaction.
+
+    Call it last, just before the commit, so the lock is held for as short a
+    time as possible.
+    """
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
+    await session.execute(
+        insert(Event).values(
+            type=event_type,
+            created_at=utcnow(),
+            channels=" ".join(sorted(set(channels))),
+            data=json.dumps(data, separators=(",", ":")),
+        )
+    )
+    session.info[PENDING] = True
+
+
+def _loaded(row: Event) -> LoggedEvent:
+    return LoggedEvent(
+        id=row.id,
+        type=row.type,
+        time=iso_millis(row.created_at),
+        channels=frozenset(row.channels.split()),
+        data=json.loads(row.data),
+    )
+
+
+async def after(session: AsyncSession, last_id: int, limit: int) -> list[LoggedEvent]:
+    """Events with an id above ``last_id``, oldest first."""
+    rows = await session.scalars(
+        select(Event).where(Event.id > last_id).order_by(Event.id).limit(limit)
+    )
+    return [_loaded(row) for row in rows]
+
+
+async def bounds(session: AsyncSession) -> tuple[int | None, int]:
+    """The oldest id still in the log (None when empty) and the newest (0 when empty)."""
+    oldest, newest = (await session.execute(select(func.min(Event.id), func.max(Event.id)))).one()
+    return oldest, newest or 0
+
+
+async def followers_among(
+    session: AsyncSession, author_id: int, user_ids: Sequence[int]
+) -> set[int]:
+    """Which of ``user_ids`` follow ``author_id``."""
+    if not user_ids:
+        return set()
+    rows = await session.scalars(
+        select(Follow.follower_id).where(
+            Follow.followee_id == author_id, Follow.follower_id.in_(user_ids)
+        )
+    )
+    return set(rows)
+
+
+async def followees(session: AsyncSession, user_id: int) -> set[int]:
+    rows = await session.scalars(select(Follow.followee_id).where(Follow.follower_id == user_id))
+    return set(rows)
+
+
+async def prune(session: AsyncSession, keep_count: int, keep_for: timedelta) -> int:
+    """Delete events that are both older than ``keep_for`` and outside the newest ``keep_count``.
+
+    Returns the number deleted. Commits.
+    """
+    _, newest = await bounds(session)
+    cutoff_time: datetime = utcnow() - keep_for
+    result = await session.execute(
+        delete(Event).where(Event.id <= newest - keep_count, Event.created_at < cutoff_time)
+    )
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

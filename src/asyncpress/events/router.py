@@ -1,0 +1,339 @@
+"""Live events over Server-Sent Events and WebSocket (protocol: docs/realtime.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeGuard
+
+from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect
+
+from asyncpress.deps import AuthUserId, ResourcesDep, SessionDep, ViewerId
+from asyncpress.errors import AppError, Forbidden, Invalid, Unauthorized
+from asyncpress.events import tickets
+from asyncpress.events.channels import ChannelError, Viewer, routing_keys
+from asyncpress.events.guard import CUT_KEY
+from asyncpress.events.hub import RESET, Close, Connection, Hub, Replay
+from asyncpress.events.log import LoggedEvent
+from asyncpress.resources import Resources
+from asyncpress.schemas import Schema
+from asyncpress.security import TokenError
+from asyncpress.users.models import User
+
+router = APIRouter(tags=["Events"])
+
+POLICY_VIOLATION = 1008
+
+
+class TicketResponse(Schema):
+    ticket: str
+
+
+@router.post("/events/ticket", status_code=status.HTTP_201_CREATED)
+async def issue_ticket(
+    session: SessionDep, user_id: AuthUserId, resources: ResourcesDep
+) -> TicketResponse:
+    """A single-use ticket that opens one event stream (valid ``EVENTS_TICKET_TTL_S``)."""
+    ticket = await tickets.issue(session, user_id, resources.settings.events_ticket_ttl_s)
+    return TicketResponse(ticket=ticket)
+
+
+async def _viewer(resources: Resources, user_id: int) -> Viewer:
+    async with resources.sessionmaker() as session:
+        username = await session.scalar(select(User.username).where(User.id == user_id))
+    if username is None:
+        raise Unauthorized("token", "names an account that does not exist")
+    return Viewer(id=user_id, username=username)
+
+
+async def _viewer_from_ticket(resources: Resources, ticket: str) -> Viewer:
+    async with resources.sessionmaker() as session:
+        user_id = await tickets.redeem(session, ticket)
+    if user_id is None:
+        raise Unauthorized("ticket", "is unknown, used or expired")
+    return await _viewer(resources, user_id)
+
+
+def _channel_error(exc: ChannelError) -> AppError:
+    kind = {401: Unauthorized, 403: Forbidden}.get(exc.status, Invalid)
+    return kind("channels", exc.message)
+
+
+# -- Server-Sent Events ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRequest:
+    viewer: Viewer | None
+    keys: dict[str, str]
+    since: int | None
+
+
+async def open_stream(
+    resources: ResourcesDep,
+    header_user_id: ViewerId,
+    channels: Annotated[str, Query(max_length=20_000, description="Comma-separated")],
+    ticket: Annotated[str | None, Query(max_length=128)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_query: Annotated[int | None, Query(alias="lastEventId", ge=0)] = None,
+) -> StreamRequest:
+    """Everything that can refuse a stream, checked before it starts."""
+    since = last_event_id_query
+    if last_event_id is not None and last_event_id.strip():
+        if not last_event_id.strip().isdigit():
+            raise Invalid("Last-Event-ID", "must be an event id (a whole number)")
+        since = int(last_event_id)
+    viewer = None
+    if ticket is not None:
+        viewer = await _viewer_from_ticket(resources, ticket)
+    elif header_user_id is not None:
+        viewer = await _viewer(resources, header_user_id)
+    try:
+        keys = routing_keys(channels.split(","), viewer)
+    except ChannelError as exc:
+        raise _channel_error(exc) from exc
+    return StreamRequest(viewer=viewer, keys=keys, since=since)
+
+
+def _sse(item: LoggedEvent) -> ServerSentEvent:
+    return ServerSentEvent(
+        raw_data=json.dumps(item.document(), separators=(",", ":")), event=item.type, id=str(item.id)
+    )
+
+
+def _reset(upto: int, since: int) -> ServerSentEvent:
+    reason = f"events after {since} are no longer kept; reload what you show"
+    return ServerSentEvent(data={"reason": reason}, event="reset", id=str(upto))
+
+
+@router.get("/events", response_class=EventSourceResponse)
+async def event_stream(
+    request: Request,
+    resources: ResourcesDep,
+    opened: Annotated[StreamRequest, Depends(open_stream)],
+) -> AsyncIterable[ServerSentEvent]:
+    """Server-Sent Events on the named channels; resumes after ``Last-Event-ID``."""
+    hub: Hub = resources.events
+    settings = resources.settings
+    conn = hub.connect("sse", opened.viewer)
+    conn.cut = request.scope.get(CUT_KEY)
+    new = hub.subscribe(conn, opened.keys)
+    try:
+        if opened.since is not None:
+            replay = hub.replay_request(conn, opened.since, new)
+            async for missed in hub.replay(conn, replay):
+                if isinstance(missed, LoggedEvent):
+                    yield _sse(missed)
+                else:
+                    yield _reset(replay.upto, replay.since)
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + settings.events_max_lifetime_s
+        while True:
+            left = ends_at - loop.time()
+            if left <= 0:
+                yield ServerSentEvent(
+                    data={"reason": "connection lifetime reached"}, event="reconnect"
+                )
+                return
+            try:
+                async with asyncio.timeout(min(settings.events_heartbeat_s, left)):
+                    item = await conn.queue.get()
+            except TimeoutError:
+                yield ServerSentEvent(comment="heartbeat")
+                continue
+            if isinstance(item, Close):
+                return
+            if isinstance(item, LoggedEvent):
+                yield _sse(item)
+    finally:
+        hub.disconnect(conn)
+
+
+# -- WebSocket -------------------------------------------------------------
+
+
+class SocketSession:
+    """One WebSocket connection: a reader for client messages, a sender for the rest."""
+
+    def __init__(self, websocket: WebSocket, resources: Resources, conn: Connection) -> None:
+        self.ws = websocket
+        self.resources = resources
+        self.hub: Hub = resources.events
+        self.conn = conn
+        self.send_timeout_s = resources.settings.events_send_timeout_s
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            sender = group.create_task(self._send_loop())
+            await self._receive_loop()
+            sender.cancel()  # the client is gone; nothing more to send
+
+    # sending
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        async with asyncio.timeout(self.send_timeout_s):
+            await self.ws.send_text(json.dumps(message, separators=(",", ":")))
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                await self.ws.close(code, reason)
+        except (TimeoutError, RuntimeError, WebSocketDisconnect, OSError):
+            pass  # already closed, or the client is not reading: the server drops it
+
+    async def _send_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(None) as cut:
+                self.conn.cut = lambda: cut.reschedule(loop.time())
+                while True:
+                    item = await self.conn.queue.get()
+                    if isinstance(item, Close):
+                        break
+                    if isinstance(item, Replay):
+                        await self._replay(item)
+                    elif isinstance(item, LoggedEvent):
+                        await self._send(item.wire())
+                    else:
+                        await self._send(item)
+        except TimeoutError:
+            # The queue overflowed (cut) or one send took too long.
+            self.conn.finish(1013, "client is not reading fast enough")
+        assert self.conn.closing is not None
+        await self._close(self.conn.closing.code, self.conn.closing.reason)
+
+    async def _replay(self, request: Replay) -> None:
+        async for item in self.hub.replay(self.conn, request):
+            if item is RESET:
+                reason = f"events after {request.since} are no longer kept; reload what you show"
+                await self._send(
+                    {
+                        "type": "event",
+                        "id": request.upto,
+                        "event": "reset",
+                        "data": {"reason": reason},
+                    }
+                )
+            else:
+                assert isinstance(item, LoggedEvent)
+                await self._send(item.wire())
+
+    # receiving
+
+    def _error(self, message: str) -> None:
+        self.conn.offer({"type": "error", "message": message})
+
+    async def _receive_loop(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self._error("send JSON text messages")
+                continue
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                self._error("invalid JSON")
+                continue
+            if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
+                self._error("a message is a JSON object with a string 'type'")
+                continue
+            await self._handle(parsed)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "ping":
+            self.conn.offer({"type": "pong"})
+        elif kind == "auth":
+            await self._authenticate(message.get("token"))
+        elif kind == "subscribe":
+            self._subscribe(message.get("channels"), message.get("lastEventId"))
+        elif kind == "unsubscribe":
+            channels = message.get("channels")
+            if not _string_list(channels):
+                self._error("'channels' must be a non-empty list of channel names")
+                return
+            self.hub.unsubscribe(self.conn, channels)
+            self.conn.offer({"type": "subscribed", "channels": sorted(self.conn.names)})
+        else:
+            self._error(f"unknown message type '{kind[:40]}'")
+
+    async def _authenticate(self, token: object) -> None:
+        if self.conn.viewer is not None:
+            self._error("this connection is already authenticated")
+            return
+        if not isinstance(token, str) or not token:
+            self._error("'token' must be the JWT from login")
+            return
+        try:
+            user_id = self.resources.tokens.user_id(token)
+            self.conn.viewer = await _viewer(self.resources, user_id)
+        except (TokenError, AppError):
+            self._error("token is invalid or expired")
+
+    def _subscribe(self, channels: object, last_event_id: object) -> None:
+        if not _string_list(channels):
+            self._error("'channels' must be a non-empty list of channel names")
+            return
+        if last_event_id is not None and (
+            not isinstance(last_event_id, int)
+            or isinstance(last_event_id, bool)
+            or last_event_id < 0
+        ):
+            self._error("'lastEventId' must be an event id (a whole number)")
+            return
+        try:
+            keys = routing_keys(channels, self.conn.viewer, held=self.conn.names)
+        except ChannelError as exc:
+            self._error(exc.message)
+            return
+        new = self.hub.subscribe(self.conn, keys)
+        self.conn.offer({"type": "subscribed", "channels": sorted(self.conn.names)})
+        if last_event_id is not None and new:
+            self.conn.offer(self.hub.replay_request(self.conn, last_event_id, new))
+
+
+def _string_list(value: object) -> TypeGuard[list[str]]:
+    return (
+        isinstance(value, list)
+        and 0 < len(value) <= 1000
+        and all(isinstance(item, str) for item in value)
+    )
+
+
+@router.websocket("/ws")
+async def event_socket(websocket: WebSocket) -> None:
+    """Live events over WebSocket: subscribe, unsubscribe, ping (see docs/realtime.md)."""
+    resources: Resources = websocket.app.state.resources
+    await websocket.accept()
+    ticket = websocket.query_params.get("ticket")
+    header = websocket.headers.get("authorization")
+    viewer = None
+    try:
+        if ticket is not None:
+            viewer = await _viewer_from_ticket(resources, ticket)
+        elif header:
+            scheme, _, token = header.strip().partition(" ")
+            if scheme.lower() not in {"token", "bearer"}:
+                raise Unauthorized("token", "is malformed (expected 'Token <jwt>')")
+            try:
+                viewer = await _viewer(resources, resources.tokens.user_id(token.strip()))
+            except TokenError as exc:
+                raise Unauthorized("token", "is invalid or expired") from exc
+    except AppError as exc:
+        await websocket.send_json({"type": "error", "message": f"{exc.field} {exc.message}"})
+        await websocket.close(POLICY_VIOLATION)
+        return
+    hub: Hub = resources.events
+    conn = hub.connect("ws", viewer)
+    try:
+        await SocketSession(websocket, resources, conn).run()
+    finally:
+        hub.disconnect(conn)

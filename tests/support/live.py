@@ -1,0 +1,164 @@
+"""Clients for the live-event tests: served apps, SSE and WebSocket readers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.conftest import TEST_SECRET
+from tests.support.postgres import free_port
+from tests.support.processes import Process
+
+
+class Served:
+    """``asyncpress serve`` in its own process on a free 127.0.0.1 port."""
+
+    def __init__(self, database_url: str, logs: Path, name: str, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws_base = f"ws://127.0.0.1:{self.port}"
+        self.process = Process(
+            ["-m", "asyncpress.cli", "serve", "--port", str(self.port)],
+            logs / f"{name}.log",
+            {
+                "DATABASE_URL": database_url,
+                "ENVIRONMENT": "production",
+                "JWT_SECRET": TEST_SECRET,
+                "LOG_LEVEL": "INFO",
+                "ARGON2_TIME_COST": "1",
+                "ARGON2_MEMORY_KIB": "64",
+                "MAILBOX_DIR": str(logs / f"{name}-mail"),
+                **env,
+            },
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.base}/api/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{self.process.output()}")
+            time.sleep(0.1)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base, timeout=10)
+
+    def metric(self, name: str) -> dict[str, float]:
+        text = httpx.get(f"{self.base}/metrics", timeout=5).text
+        return {
+            line.split(" ")[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name)
+        }
+
+
+@dataclass
+class SseEvent:
+    event: str | None = None
+    id: str | None = None
+    data: Any = None
+    comment: str | None = None
+
+
+@dataclass
+class SseReader:
+    """Reads one event stream in the background into a queue."""
+
+    response: httpx.Response
+    events: asyncio.Queue[SseEvent] = field(default_factory=asyncio.Queue)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def pump(self) -> None:
+        current = SseEvent()
+        try:
+            async for line in self.response.aiter_lines():
+                if line == "":
+                    if current != SseEvent():
+                        await self.events.put(current)
+                    current = SseEvent()
+                elif line.startswith(":"):
+                    current.comment = line[1:].strip()
+                else:
+                    key, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if key == "data":
+                        current.data = json.loads(value)
+                    elif key in ("event", "id"):
+                        setattr(current, key, value)
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.ended.set()
+
+    async def next(self, within: float = 10.0, *, skip_comments: bool = True) -> SseEvent:
+        async with asyncio.timeout(within):
+            while True:
+                item = await self.events.get()
+                if not (skip_comments and item.event is None and item.comment is not None):
+                    return item
+
+    async def take(self, count: int, within: float = 10.0) -> list[SseEvent]:
+        return [await self.next(within) for _ in range(count)]
+
+
+@asynccontextmanager
+async def sse(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[SseReader]:
+    """An open event stream (status 200 checked) read in the background."""
+    async with client.stream(
+        "GET", url, headers=headers, timeout=httpx.Timeout(10, read=None)
+    ) as r:
+        assert r.status_code == 200, (await r.aread()).decode()
+        reader = SseReader(r)
+        task = asyncio.create_task(reader.pump())
+        try:
+            yield reader
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class Socket:
+    """A WebSocket client that reads JSON messages with a timeout."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+
+    async def send(self, message: Any) -> None:
+        await self.connection.send(message if isinstance(message, str) else json.dumps(message))
+
+    async def recv(self, within: float = 10.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            received: dict[str, Any] = json.loads(await self.connection.recv())
+            return received
+
+    async def event(self, within: float = 10.0) -> dict[str, Any]:
+        """The next ``event`` message (skipping acknowledgements)."""
+        while True:
+            message = await self.recv(within)
+            if message["type"] == "event":
+                return message
+
+    async def subscribe(self, channels: list[str], **extra: Any) -> dict[str, Any]:
+        await self.send({"type": "subscribe", "channels": channels, **extra})
+        reply = await self.recv()
+        assert reply["type"] == "subscribed", reply
+        return reply
+
+
+@asynccontextmanager
+async def socket(url: str, **kwargs: Any) -> AsyncIterator[Socket]:
+    async with connect(url, open_timeout=10, close_timeout=5, **kwargs) as connection:
+        yield Socket(connection)
