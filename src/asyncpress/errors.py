@@ -153,7 +153,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, {field: [detail]}, exc.headers)
 
 
+class StreamEnded(Exception):
+    """A streaming response the server cut off on purpose; nothing to report."""
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StreamEnded):  # the response is under way: no body is sent
+        return error_response(500, {"request": ["stream ended"]})
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, {"server": ["internal error"]})
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from anyio.to_thread import run_sync
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import TEST_SECRET
@@ -162,3 +163,10 @@ class Socket:
 async def socket(url: str, **kwargs: Any) -> AsyncIterator[Socket]:
     async with connect(url, open_timeout=10, close_timeout=5, **kwargs) as connection:
         yield Socket(connection)
+
+
+async def until(check: Callable[[], bool], within: float = 20.0) -> None:
+    """Wait until ``check()`` (run in a thread: it may block) is true."""
+    async with asyncio.timeout(within):
+        while not await run_sync(check):
+            await asyncio.sleep(0.2)

@@ -15,12 +15,14 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asyncpress.errors import StreamEnded
+
 logger = logging.getLogger(__name__)
 
 CUT_KEY = "asyncpress.cut_stream"
 
 
-class SlowClient(Exception):
+class SlowClient(StreamEnded):
     """An event stream ended because its client was not reading."""
 
 
@@ -49,10 +51,12 @@ class StreamGuardMiddleware:
             async with asyncio.timeout(None) as cut:
                 scope[CUT_KEY] = lambda: cut.reschedule(loop.time())
                 await self.app(scope, receive, bounded_send)
-        except TimeoutError as exc:
-            if not cut.expired():
-                raise
-            raise SlowClient("its queue of unsent events filled up") from exc
+        except BaseException as exc:
+            # Our cut arrives as TimeoutError, or wrapped in the task groups of
+            # the streaming response. The timeout has consumed the cancel.
+            if cut.expired() and not isinstance(exc, asyncio.CancelledError):
+                raise SlowClient("its queue of unsent events filled up") from exc
+            raise
 
 
 class QuietSlowClients(logging.Filter):

@@ -176,6 +176,7 @@ class Hub:
             self._unindex(key, conn)
         if conn.closing is not None and conn.closing.code == TRY_AGAIN_LATER:
             self.counters["dropped"] += 1
+            logger.info("dropped a %s stream whose client is not reading", conn.kind)
 
     def subscribe(self, conn: Connection, names: dict[str, str]) -> frozenset[str]:
         """Add channels; returns the routing keys that are new to the connection."""
@@ -214,14 +215,20 @@ class Hub:
 
     async def _publish(self) -> None:
         assert self._redis is not None
-        try:
-            await self._redis.publish(REDIS_CHANNEL, "1")
-            self.counters["published"] += 1
-        except (RedisError, OSError, TimeoutError) as exc:
-            # The other workers' pumps read the log on their next poll.
-            self.counters["publish_failed"] += 1
-            if self.counters["publish_failed"] % 100 == 1:
-                logger.warning("event wake-up not sent through Redis: %s", exc)
+        # Twice: after a Redis restart the first try meets a pooled connection
+        # the server has closed; the second takes a fresh one.
+        for attempt in (1, 2):
+            try:
+                await self._redis.publish(REDIS_CHANNEL, "1")
+            except (RedisError, OSError, TimeoutError) as exc:
+                if attempt == 2:
+                    # The other workers' pumps read the log on their next poll.
+                    self.counters["publish_failed"] += 1
+                    if self.counters["publish_failed"] % 100 == 1:
+                        logger.warning("event wake-up not sent through Redis: %s", exc)
+            else:
+                self.counters["published"] += 1
+                return
 
     # -- the pump ----------------------------------------------------------
 

@@ -102,7 +102,9 @@ async def open_stream(
 
 def _sse(item: LoggedEvent) -> ServerSentEvent:
     return ServerSentEvent(
-        raw_data=json.dumps(item.document(), separators=(",", ":")), event=item.type, id=str(item.id)
+        raw_data=json.dumps(item.document(), separators=(",", ":")),
+        event=item.type,
+        id=str(item.id),
     )
 
 
@@ -168,10 +170,14 @@ class SocketSession:
         self.send_timeout_s = resources.settings.events_send_timeout_s
 
     async def run(self) -> None:
+        # Whichever side ends first ends the other: a client that left needs
+        # no more sends, and a stream the server closed (shutdown, a client
+        # too slow to read) needs no more reading.
         async with asyncio.TaskGroup() as group:
             sender = group.create_task(self._send_loop())
-            await self._receive_loop()
-            sender.cancel()  # the client is gone; nothing more to send
+            receiver = group.create_task(self._receive_loop())
+            sender.add_done_callback(lambda _: receiver.cancel())
+            receiver.add_done_callback(lambda _: sender.cancel())
 
     # sending
 
