@@ -168,5 +168,7 @@ async def socket(url: str, **kwargs: Any) -> AsyncIterator[Socket]:
 async def until(check: Callable[[], bool], within: float = 20.0) -> None:
     """Wait until ``check()`` (run in a thread: it may block) is true."""
     async with asyncio.timeout(within):
-        while not await run_sync(check):
-            await asyncio.sleep(0.2)
+        while True:
+            if await run_sync(check):
+                return
+            await asyncio.sleep(0.2)  # another process's state: nothing to await but time
