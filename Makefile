@@ -7,7 +7,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench-notifications bench-features bench-features
+.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench-notifications bench-features bench-realtime
 
 help:
 	@echo "make run        set up, migrate the SQLite database and serve on http://$(HOST):$(PORT)"
@@ -57,6 +57,9 @@ bench-notifications: install
 
 bench-features: install
 	.venv/bin/python -m bench.features
+
+bench-realtime: install
+	.venv/bin/python -m bench.realtime
 
 clean:
 	rm -rf .venv .mypy_cache .pytest_cache .ruff_cache

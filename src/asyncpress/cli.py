@@ -57,6 +57,7 @@ def serve(
         log_level=settings.log_level.lower(),
         # Event streams are told to end at once; this bounds the wait for them.
         timeout_graceful_shutdown=settings.shutdown_grace_s,
+        ws=settings.ws_implementation,
     )
 
 

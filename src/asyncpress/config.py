@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     events_keep_hours: float = Field(default=24.0, ge=0)
     events_ticket_ttl_s: float = Field(default=60.0, gt=0)
     shutdown_grace_s: int = Field(default=10, ge=1)
+    ws_implementation: Literal["websockets", "websockets-sansio"] = "websockets-sansio"
 
     @field_validator("smtp_url")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,10 @@ ADVISORY_LOCK_KEY = 0x61737970  # "asyp"
 PENDING = "asyncpress.events.pending"
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 @dataclass(frozen=True, slots=True)
 class LoggedEvent:
     id: int
@@ -38,20 +42,15 @@ class LoggedEvent:
     time: str
     channels: frozenset[str]
     data: dict[str, Any]
+    # Serialised once per process, however many connections send it.
+    wire_text: str = field(init=False, repr=False, compare=False)
+    document_text: str = field(init=False, repr=False, compare=False)
 
-    def wire(self) -> dict[str, Any]:
-        """The WebSocket message for this event."""
-        return {
-            "type": "event",
-            "id": self.id,
-            "event": self.type,
-            "time": self.time,
-            "data": self.data,
-        }
-
-    def document(self) -> dict[str, Any]:
-        """The event as one JSON object: the ``data:`` line of its SSE message."""
-        return {"id": self.id, "type": self.type, "time": self.time, "data": self.data}
+    def __post_init__(self) -> None:
+        wire = {"type": "event", "id": self.id, "event": self.type, "time": self.time}
+        document = {"id": self.id, "type": self.type, "time": self.time}
+        object.__setattr__(self, "wire_text", _json({**wire, "data": self.data}))
+        object.__setattr__(self, "document_text", _json({**document, "data": self.data}))
 
     def feed_author(self) -> int | None:
         """The author whose followers' ``feed`` receives this event, if any."""
@@ -77,7 +76,7 @@ async def record(
             type=event_type,
             created_at=utcnow(),
             channels=" ".join(sorted(set(channels))),
-            data=json.dumps(data, separators=(",", ":")),
+            data=_json(data),
         )
     )
     session.info[PENDING] = True

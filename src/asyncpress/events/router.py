@@ -102,7 +102,7 @@ async def open_stream(
 
 def _sse(item: LoggedEvent) -> ServerSentEvent:
     return ServerSentEvent(
-        raw_data=json.dumps(item.document(), separators=(",", ":")),
+        raw_data=item.document_text,
         event=item.type,
         id=str(item.id),
     )
@@ -181,9 +181,10 @@ class SocketSession:
 
     # sending
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: dict[str, Any] | str) -> None:
+        text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
         async with asyncio.timeout(self.send_timeout_s):
-            await self.ws.send_text(json.dumps(message, separators=(",", ":")))
+            await self.ws.send_text(text)
 
     async def _close(self, code: int, reason: str) -> None:
         try:
@@ -204,7 +205,7 @@ class SocketSession:
                     if isinstance(item, Replay):
                         await self._replay(item)
                     elif isinstance(item, LoggedEvent):
-                        await self._send(item.wire())
+                        await self._send(item.wire_text)
                     else:
                         await self._send(item)
         except TimeoutError:
@@ -227,7 +228,7 @@ class SocketSession:
                 )
             else:
                 assert isinstance(item, LoggedEvent)
-                await self._send(item.wire())
+                await self._send(item.wire_text)
 
     # receiving
 
