@@ -34,6 +34,7 @@ from asyncpress.migrate import upgrade
 from asyncpress.resources import Resources
 from tests.support import contract
 from tests.support.postgres import PostgresServer, free_port
+from tests.support.processes import RedisServer
 
 ALL_BACKENDS = ("sqlite", "postgresql")
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -253,3 +254,12 @@ def server(database_url: str, tmp_path: Path) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free 127.0.0.1 port, stopped after the test."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()

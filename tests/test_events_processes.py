@@ -31,17 +31,11 @@ SLOW_POLL = {"EVENTS_POLL_S": "30"}
 
 
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def pair(database_url: str, tmp_path: Path, redis: RedisServer) -> Iterator[tuple[Served, Served]]:
+def pair(
+    database_url: str, tmp_path: Path, redis_server: RedisServer
+) -> Iterator[tuple[Served, Served]]:
     asyncio.run(_empty_postgres(database_url))
-    env = {"REDIS_URL": redis.url, **SLOW_POLL}
+    env = {"REDIS_URL": redis_server.url, **SLOW_POLL}
     a = Served(database_url, tmp_path, "worker-a", **env)
     b = Served(database_url, tmp_path, "worker-b", **env)
     yield a, b
@@ -71,7 +65,7 @@ class TestAcrossWorkers:
         assert event["data"]["comment"]["body"] == "via B"
 
     async def test_redis_restart_loses_nothing(
-        self, pair: tuple[Served, Served], http_a: httpx.AsyncClient, redis: RedisServer
+        self, pair: tuple[Served, Served], http_a: httpx.AsyncClient, redis_server: RedisServer
     ) -> None:
         a, b = pair
         ann = await register(http_a, "ann")
@@ -88,11 +82,11 @@ class TestAcrossWorkers:
             assert (await on_a.event(within=5))["data"]["comment"]["body"] == "before"
             assert (await on_b.next()).data["data"]["comment"]["body"] == "before"
 
-            await run_sync(redis.kill)
+            await run_sync(redis_server.kill)
             # Committed through B while Redis is down: A's hub is not told.
             await add_comment(http_b, ann, article["slug"], "during-1")
             await add_comment(http_b, ann, article["slug"], "during-2")
-            await run_sync(redis.start)  # same port: both hubs reconnect and catch up
+            await run_sync(redis_server.start)  # same port: both hubs reconnect and catch up
             await until(
                 lambda: all(
                     app.metric("asyncpress_events_redis_connected")
