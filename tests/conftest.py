@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,11 +30,11 @@ from asyncpress.main import create_app
 from asyncpress.migrate import upgrade
 from asyncpress.resources import Resources
 from tests.support import contract
-from tests.support.postgres import PostgresServer, free_port
-from tests.support.processes import RedisServer
+from tests.support.live import Served
+from tests.support.postgres import PostgresServer
+from tests.support.processes import TEST_SECRET, RedisServer
 
 ALL_BACKENDS = ("sqlite", "postgresql")
-TEST_SECRET = "test-secret-" + "x" * 40
 TABLES = (
     "events",
     "event_tickets",
@@ -213,47 +210,20 @@ async def row_count(app: FastAPI, table: str) -> int:
 
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """``asyncpress serve`` in its own process; yields its base URL."""
     if "asyncpg" in database_url:
         asyncio.run(_empty_postgres(database_url))
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "ENVIRONMENT": "production",
-        "JWT_SECRET": TEST_SECRET,
-        "CORS_ORIGINS": "http://localhost:4200",
-        "MAILBOX_DIR": str(tmp_path / "mailbox"),  # never the working directory
-        "LOG_LEVEL": "WARNING",
-        "ARGON2_TIME_COST": "1",
-        "ARGON2_MEMORY_KIB": "64",
-    }
-    log_path = tmp_path / "server.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "asyncpress.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    served = Served(
+        database_url,
+        tmp_path,
+        "server",
+        CORS_ORIGINS="http://localhost:4200",
+        LOG_LEVEL="WARNING",
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"server did not start: {process.stderr and process.stderr.read()!r}"
-                )
-            time.sleep(0.1)
-        yield base
+        yield served.base
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+        served.process.stop(timeout=15)
 
 
 @pytest.fixture

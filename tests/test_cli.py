@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import TEST_SECRET
+from tests.support.processes import TEST_SECRET
 
 CLI = [sys.executable, "-m", "asyncpress.cli"]
 

@@ -286,6 +286,13 @@ class TestProtocolErrors:
             await ws.send({"type": "auth", "token": ann.token})
             assert "already authenticated" in (await ws.recv())["message"]
 
+        async with socket(f"{served.ws_base}/api/ws") as ws:
+            await ws.send({"type": "ping", "padding": "x" * 70_000})
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1009  # message too big
+
     async def test_a_bad_or_reused_ticket_closes_the_socket(
         self, served: Served, http: httpx.AsyncClient
     ) -> None:

@@ -19,9 +19,9 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET, _empty_postgres
+from tests.conftest import _empty_postgres
 from tests.support.postgres import free_port
-from tests.support.processes import Process, SmtpSink
+from tests.support.processes import TEST_SECRET, Process, SmtpSink
 
 pytestmark = pytest.mark.postgres_only
 

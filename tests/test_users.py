@@ -8,8 +8,9 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import TEST_SECRET, resources, row_count
+from tests.conftest import resources, row_count
 from tests.factories import Account, register, wrapped
+from tests.support.processes import TEST_SECRET
 
 NEW_USER = {"username": "jake", "email": "jake@jake.jake", "password": "jakejake"}
 

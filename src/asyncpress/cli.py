@@ -58,6 +58,9 @@ def serve(
         # Event streams are told to end at once; this bounds the wait for them.
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         ws=settings.ws_implementation,
+        # Client messages are small control messages; refuse big ones (close 1009)
+        # before they are parsed on the event loop.
+        ws_max_size=64 * 1024,
     )
 
 

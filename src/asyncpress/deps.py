@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.errors import Unauthorized
 from asyncpress.resources import Resources
-from asyncpress.security import TokenError
+from asyncpress.security import TokenError, Tokens
 from asyncpress.users.models import User
 
 
@@ -47,16 +47,21 @@ def _token(header: str | None) -> str | None:
     return token.strip()
 
 
-async def optional_user_id(
-    resources: ResourcesDep, header: Annotated[str | None, Depends(_authorization)]
-) -> int | None:
+def user_id_from_header(tokens: Tokens, header: str | None) -> int | None:
+    """The user an ``Authorization`` header names; None without one; else Unauthorized."""
     token = _token(header)
     if token is None:
         return None
     try:
-        return resources.tokens.user_id(token)
+        return tokens.user_id(token)
     except TokenError as exc:
         raise Unauthorized("token", "is invalid or expired") from exc
+
+
+async def optional_user_id(
+    resources: ResourcesDep, header: Annotated[str | None, Depends(_authorization)]
+) -> int | None:
+    return user_id_from_header(resources.tokens, header)
 
 
 async def required_user_id(

@@ -15,9 +15,8 @@ import httpx
 from anyio.to_thread import run_sync
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import TEST_SECRET
 from tests.support.postgres import free_port
-from tests.support.processes import Process
+from tests.support.processes import TEST_SECRET, Process
 
 
 class Served:

@@ -17,6 +17,7 @@ from pathlib import Path
 from tests.support.postgres import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+TEST_SECRET = "test-secret-" + "x" * 40
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

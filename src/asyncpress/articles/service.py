@@ -99,9 +99,7 @@ async def create(session: AsyncSession, author: User, data: NewArticle) -> Artic
             updated_at=article.updated_at,
             favorited=False,
             favorites_count=0,
-            author=ProfileOut(
-                username=author.username, bio=author.bio, image=author.image, following=False
-            ),
+            author=ProfileOut.of(author),
         )
         await events.article_created(session, created, author.id)
         return created

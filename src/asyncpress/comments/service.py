@@ -53,9 +53,7 @@ async def add(session: AsyncSession, author: User, slug: str, data: NewComment) 
         body=comment.body,
         created_at=comment.created_at,
         updated_at=comment.updated_at,
-        author=ProfileOut(
-            username=author.username, bio=author.bio, image=author.image, following=False
-        ),
+        author=ProfileOut.of(author),
     )
     await events.comment_created(session, article.slug, out, actor_id=author.id, owner_id=owner.id)
     await session.commit()

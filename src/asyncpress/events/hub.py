@@ -246,31 +246,47 @@ class Hub:
                 await asyncio.sleep(1.0)
 
     async def _dispatch_batch(self) -> int:
-        feeders = self._by_key.get(FEED, set())
         async with self._session() as session:
             batch = await log.after(session, self.cursor, BATCH)
-            followers: dict[int, set[int]] = {}
-            if feeders:
-                ids = sorted({c.viewer.id for c in feeders if c.viewer is not None})
-                for author in {e.feed_author() for e in batch} - {None}:
-                    assert author is not None
-                    followers[author] = await log.followers_among(session, author, ids)
+        authors = {a for a in (e.feed_author() for e in batch) if a is not None}
+        fans = await self._fans(authors)
         # Delivery is synchronous (queue puts): no session is open here.
         for event in batch:
-            self._route(event, feeders, followers)
+            self._route(event, fans)
             self.cursor = event.id
         return len(batch)
 
-    def _route(
-        self, event: LoggedEvent, feeders: set[Connection], followers: dict[int, set[int]]
-    ) -> None:
+    def _feed_viewers(self) -> set[int]:
+        return {c.viewer.id for c in self._by_key.get(FEED, ()) if c.viewer is not None}
+
+    async def _fans(self, authors: set[int]) -> dict[int, set[int]]:
+        """Which ``feed`` subscribers of this process follow each author.
+
+        One query, repeated only for feed subscribers who joined while it
+        ran (they joined at the old cursor, so this batch is theirs too).
+        """
+        fans: dict[int, set[int]] = {author: set() for author in authors}
+        asked: set[int] = set()
+        while authors and (viewers := self._feed_viewers() - asked):
+            async with self._session() as session:
+                found = await log.followers_among(session, authors, viewers)
+            for author, followers in found.items():
+                fans[author] |= followers
+            asked |= viewers
+        return fans
+
+    def _route(self, event: LoggedEvent, fans: dict[int, set[int]]) -> None:
         targets: set[Connection] = set()
         for key in event.channels:
             targets.update(self._by_key.get(key, ()))
         author = event.feed_author()
-        if author is not None and feeders:
-            fans = followers.get(author, set())
-            targets.update(c for c in feeders if c.viewer is not None and c.viewer.id in fans)
+        if author is not None and author in fans:
+            followers = fans[author]
+            targets.update(
+                c
+                for c in self._by_key.get(FEED, ())
+                if c.viewer is not None and c.viewer.id in followers
+            )
         for conn in targets:
             if conn.offer(event):
                 self.counters["delivered"] += 1
@@ -332,7 +348,8 @@ class Hub:
             client = redis_client(url, None, health_check_interval=10)
             try:
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(REDIS_CHANNEL)
+                    async with asyncio.timeout(5.0):
+                        await pubsub.subscribe(REDIS_CHANNEL)
                     if not self.redis_connected:
                         logger.info("event hub subscribed to Redis")
                     self.redis_connected = True

@@ -10,7 +10,7 @@ serialises the few microseconds between taking an id and committing it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,17 +107,20 @@ async def bounds(session: AsyncSession) -> tuple[int | None, int]:
 
 
 async def followers_among(
-    session: AsyncSession, author_id: int, user_ids: Sequence[int]
-) -> set[int]:
-    """Which of ``user_ids`` follow ``author_id``."""
-    if not user_ids:
-        return set()
-    rows = await session.scalars(
-        select(Follow.follower_id).where(
-            Follow.followee_id == author_id, Follow.follower_id.in_(user_ids)
+    session: AsyncSession, author_ids: Collection[int], user_ids: Collection[int]
+) -> dict[int, set[int]]:
+    """For each author, which of ``user_ids`` follow them (one query)."""
+    fans: dict[int, set[int]] = {author: set() for author in author_ids}
+    if not author_ids or not user_ids:
+        return fans
+    rows = await session.execute(
+        select(Follow.followee_id, Follow.follower_id).where(
+            Follow.followee_id.in_(sorted(author_ids)), Follow.follower_id.in_(sorted(user_ids))
         )
     )
-    return set(rows)
+    for author, follower in rows:
+        fans[author].add(follower)
+    return fans
 
 
 async def followees(session: AsyncSession, user_id: int) -> set[int]:

@@ -45,9 +45,7 @@ def neutral_article(record_: ArticleRecord) -> dict[str, Any]:
 
 
 def neutral_profile(user: User) -> dict[str, Any]:
-    return _json(
-        ProfileOut(username=user.username, bio=user.bio, image=user.image, following=False)
-    )
+    return _json(ProfileOut.of(user))
 
 
 async def article_created(session: AsyncSession, article: ArticleRecord, author_id: int) -> None:

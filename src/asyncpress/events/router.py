@@ -10,20 +10,18 @@ from typing import Annotated, Any, TypeGuard
 
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
-from asyncpress.deps import AuthUserId, ResourcesDep, SessionDep, ViewerId
+from asyncpress.deps import AuthUserId, ResourcesDep, SessionDep, ViewerId, user_id_from_header
 from asyncpress.errors import AppError, Forbidden, Invalid, Unauthorized
 from asyncpress.events import tickets
 from asyncpress.events.channels import ChannelError, Viewer, routing_keys
 from asyncpress.events.guard import CUT_KEY
-from asyncpress.events.hub import RESET, Close, Connection, Hub, Replay
+from asyncpress.events.hub import RESET, TRY_AGAIN_LATER, Close, Connection, Hub, Replay
 from asyncpress.events.log import LoggedEvent
 from asyncpress.resources import Resources
 from asyncpress.schemas import Schema
 from asyncpress.security import TokenError
-from asyncpress.users.models import User
 
 router = APIRouter(tags=["Events"])
 
@@ -45,10 +43,10 @@ async def issue_ticket(
 
 async def _viewer(resources: Resources, user_id: int) -> Viewer:
     async with resources.sessionmaker() as session:
-        username = await session.scalar(select(User.username).where(User.id == user_id))
-    if username is None:
+        found = await tickets.viewer(session, user_id)
+    if found is None:
         raise Unauthorized("token", "names an account that does not exist")
-    return Viewer(id=user_id, username=username)
+    return found
 
 
 async def _viewer_from_ticket(resources: Resources, ticket: str) -> Viewer:
@@ -210,7 +208,7 @@ class SocketSession:
                         await self._send(item)
         except TimeoutError:
             # The queue overflowed (cut) or one send took too long.
-            self.conn.finish(1013, "client is not reading fast enough")
+            self.conn.finish(TRY_AGAIN_LATER, "client is not reading fast enough")
         assert self.conn.closing is not None
         await self._close(self.conn.closing.code, self.conn.closing.reason)
 
@@ -326,14 +324,8 @@ async def event_socket(websocket: WebSocket) -> None:
     try:
         if ticket is not None:
             viewer = await _viewer_from_ticket(resources, ticket)
-        elif header:
-            scheme, _, token = header.strip().partition(" ")
-            if scheme.lower() not in {"token", "bearer"}:
-                raise Unauthorized("token", "is malformed (expected 'Token <jwt>')")
-            try:
-                viewer = await _viewer(resources, resources.tokens.user_id(token.strip()))
-            except TokenError as exc:
-                raise Unauthorized("token", "is invalid or expired") from exc
+        elif (user_id := user_id_from_header(resources.tokens, header)) is not None:
+            viewer = await _viewer(resources, user_id)
     except AppError as exc:
         await websocket.send_json({"type": "error", "message": f"{exc.field} {exc.message}"})
         await websocket.close(POLICY_VIOLATION)

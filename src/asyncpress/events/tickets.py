@@ -1,4 +1,4 @@
-"""Single-use stream tickets, so a browser never puts its JWT in a URL.
+"""Who opens a stream: single-use tickets, so a browser never puts its JWT in a URL.
 
 Tickets live in the database, so any worker on any machine can redeem one
 that another issued, with or without Redis. Only their SHA-256 is stored.
@@ -14,7 +14,9 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.db import begin_write, utcnow
+from asyncpress.events.channels import Viewer
 from asyncpress.events.models import EventTicket
+from asyncpress.users import repository as users
 
 
 def _digest(ticket: str) -> str:
@@ -47,3 +49,9 @@ async def redeem(session: AsyncSession, ticket: str) -> int | None:
     )
     await session.commit()
     return user_id
+
+
+async def viewer(session: AsyncSession, user_id: int) -> Viewer | None:
+    """The stream's caller (id and username), or None if the account is gone."""
+    user = await users.by_id(session, user_id)
+    return None if user is None else Viewer(id=user.id, username=user.username)

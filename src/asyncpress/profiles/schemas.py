@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from asyncpress.schemas import Schema
+
+if TYPE_CHECKING:
+    from asyncpress.users.models import User
 
 
 class ProfileOut(Schema):
@@ -8,6 +13,10 @@ class ProfileOut(Schema):
     bio: str
     image: str | None
     following: bool
+
+    @classmethod
+    def of(cls, user: User, *, following: bool = False) -> ProfileOut:
+        return cls(username=user.username, bio=user.bio, image=user.image, following=following)
 
 
 class ProfileResponse(Schema):
