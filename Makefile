@@ -7,13 +7,14 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench-notifications bench-features bench-realtime
+.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench bench-quick bench-dry bench-notifications bench-features bench-realtime
 
 help:
 	@echo "make run        set up, migrate the SQLite database and serve on http://$(HOST):$(PORT)"
 	@echo "make test       lint, type-check and run the tests on SQLite and PostgreSQL"
 	@echo "make fmt        format the code"
 	@echo "make seed       fill the database with demo data"
+	@echo "make bench      the benchmark suite on PostgreSQL (needs wrk; < 20 min; bench-quick < 3 min)"
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -51,6 +52,15 @@ test: lint typecheck
 
 test-sqlite: install
 	ASYNCPRESS_TEST_BACKENDS=sqlite .venv/bin/pytest
+
+bench: install
+	.venv/bin/python -m bench.suite
+
+bench-quick: install
+	.venv/bin/python -m bench.suite --quick
+
+bench-dry: install
+	.venv/bin/python -m bench.suite --dry --out "$$(mktemp -d)"
 
 bench-notifications: install
 	.venv/bin/python -m bench.notifications

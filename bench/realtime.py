@@ -6,21 +6,25 @@ this driver pinned to CPU 1. For N = 1,000 and 5,000 idle subscribers on
 
 - RSS per connection: the server's RSS with N idle streams open, minus its
   RSS before they connected (after a warm-up connection), divided by N;
-- delivery latency: the driver POSTs an article and timestamps every
-  subscriber's receipt of its ``article.created`` (same clock, this
-  process); ``ROUNDS`` articles, one after another. p50, p99 and max over
-  all N x ROUNDS deliveries.
+- delivery latency: the driver POSTs an article and timestamps the arrival
+  at every subscriber of bytes holding that article's marker (same clock,
+  this process; see ``Tap``); ``ROUNDS`` articles, one after another. p50,
+  p99 and max over all N x ROUNDS deliveries, and each round's first and
+  last delivery.
 
-    python -m bench.realtime [--sizes 1000,5000] [--rounds 10]
+    python -m bench.realtime [--sizes 1000,5000] [--rounds 10] [--profile DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -31,7 +35,6 @@ from typing import Any
 import httpx
 from tests.support.postgres import free_port
 from tests.support.processes import Process, wait_for_port
-from websockets.asyncio.client import ClientConnection, connect
 
 from bench.features import env, rss_kib
 
@@ -48,69 +51,146 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-class WsSubscriber:
-    def __init__(self, connection: ClientConnection) -> None:
-        self.connection = connection
-        self.received: dict[str, float] = {}
+class Tap(asyncio.Protocol):
+    """A subscriber that only timestamps what arrives: no parsing on the hot path.
 
-    async def listen(self) -> None:
-        async for raw in self.connection:
-            message = json.loads(raw)
-            if message.get("type") == "event":
-                self.received[message["data"]["article"]["slug"]] = time.perf_counter()
+    The driver is one Python process on one core; a full client library
+    (frame parsing, JSON decoding, one task per connection) would put its
+    own queue into the measured latency. Each round's event carries a
+    unique marker; ``data_received`` records when bytes holding it arrived.
+    """
+
+    def __init__(self, round_state: Round) -> None:
+        self.round = round_state
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.ready: asyncio.Future[None] | None = None
+        self.ready_marker = b""
+        self.streaming = False
+        self.received: dict[int, float] = {}
+        self.websocket = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    async def until(self, marker: bytes) -> None:
+        """Wait until what has arrived so far holds ``marker``."""
+        self.ready_marker = marker
+        self.ready = asyncio.get_running_loop().create_future()
+        if marker in self.buffer:
+            self.ready.set_result(None)
+        async with asyncio.timeout(60):
+            await self.ready
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        if not self.streaming:
+            self.buffer += data
+            if self.ready and not self.ready.done() and self.ready_marker in self.buffer:
+                self.ready.set_result(None)
+            return
+        if self.websocket and data[:1] == b"\x89":  # a ping: answer it (masked, zero key)
+            length = data[1] & 0x7F
+            assert self.transport is not None
+            self.transport.write(
+                b"\x8a" + bytes([0x80 | length]) + b"\0\0\0\0" + data[2 : 2 + length]
+            )
+            return
+        marker = self.round.marker
+        if marker and marker in data and self.round.number not in self.received:
+            self.received[self.round.number] = now
+            self.round.arrived()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.streaming:
+            if self.ready and not self.ready.done():
+                self.ready.set_exception(
+                    ConnectionError(f"closed during the handshake: {self.buffer!r}")
+                )
+        elif self.round.marker and self.round.number not in self.received:
+            self.round.lost += 1
 
 
-class SseSubscriber:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.received: dict[str, float] = {}
+class Round:
+    """The article being delivered: its marker and how many subscribers still wait."""
 
-    async def listen(self) -> None:
-        while line := await self.reader.readline():
-            if line.startswith(b"data: "):
-                document = json.loads(line[6:])
-                if "data" in document and "article" in document["data"]:
-                    self.received[document["data"]["article"]["slug"]] = time.perf_counter()
+    def __init__(self) -> None:
+        self.number = -1
+        self.marker = b""
+        self.waiting = 0
+        self.lost = 0
+        self.done = asyncio.Event()
 
+    def start(self, number: int, subscribers: int) -> str:
+        self.number = number
+        self.marker = f"bench-mark-r{number}-z".encode()
+        self.waiting = subscribers
+        self.done.clear()
+        return self.marker.decode()
 
-async def _ws(port: int) -> WsSubscriber:
-    connection = await connect(f"ws://127.0.0.1:{port}/api/ws", open_timeout=60, max_queue=64)
-    await connection.send(json.dumps({"type": "subscribe", "channels": ["global"]}))
-    reply = json.loads(await connection.recv())
-    assert reply["type"] == "subscribed", reply
-    return WsSubscriber(connection)
-
-
-async def _sse(port: int) -> SseSubscriber:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"GET /api/events?channels=global HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    )
-    await writer.drain()
-    status = await reader.readline()
-    assert b" 200 " in status, status
-    while (await reader.readline()) not in (b"\r\n", b""):
-        pass
-    return SseSubscriber(reader, writer)
+    def arrived(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.done.set()
 
 
-async def scenario(kind: str, size: int, rounds: int, port: int, pid: int) -> dict[str, Any]:
-    opener = _ws if kind == "ws" else _sse
-    warm = await opener(port)  # first connection loads whatever is loaded lazily
+def _masked_text(text: str) -> bytes:
+    payload = text.encode()
+    assert len(payload) < 126
+    return b"\x81" + bytes([0x80 | len(payload)]) + b"\0\0\0\0" + payload  # zero mask key
+
+
+async def _tap(port: int, kind: str, state: Round) -> Tap:
+    loop = asyncio.get_running_loop()
+    _, tap = await loop.create_connection(lambda: Tap(state), "127.0.0.1", port)
+    assert tap.transport is not None
+    host = f"Host: 127.0.0.1:{port}\r\n"
+    if kind == "ws":
+        key = base64.b64encode(os.urandom(16)).decode()
+        tap.websocket = True
+        tap.transport.write(
+            (
+                f"GET /api/ws HTTP/1.1\r\n{host}Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+            ).encode()
+        )
+    else:
+        tap.transport.write(f"GET /api/events?channels=global HTTP/1.1\r\n{host}\r\n".encode())
+    await tap.until(b"\r\n\r\n")
+    head = tap.buffer.split(b"\r\n\r\n", 1)[0]
+    assert (b" 101 " if kind == "ws" else b" 200 ") in head.split(b"\r\n", 1)[0], head
+    if b"permessage-deflate" in head.lower():
+        raise RuntimeError("the server compresses frames; this driver reads plain text only")
+    if kind == "ws":
+        # Like a browser: the first message goes after the handshake's answer.
+        tap.transport.write(_masked_text(json.dumps({"type": "subscribe", "channels": ["global"]})))
+        await tap.until(b'"subscribed"')
+    tap.buffer = b""
+    tap.streaming = True
+    return tap
+
+
+async def scenario(
+    kind: str, size: int, rounds: int, port: int, pid: int, profile: Path | None
+) -> dict[str, Any]:
+    state = Round()
+    warm = await _tap(port, kind, state)  # first connection loads whatever is loaded lazily
     await asyncio.sleep(1.0)
     before = rss_kib(pid)
-    subscribers: list[Any] = [warm]
+    subscribers: list[Tap] = [warm]
     started = time.perf_counter()
     while len(subscribers) < size:
         batch = min(CONNECT_BATCH, size - len(subscribers))
-        subscribers += await asyncio.gather(*(opener(port) for _ in range(batch)))
+        subscribers += await asyncio.gather(*(_tap(port, kind, state) for _ in range(batch)))
     connect_s = time.perf_counter() - started
-    listeners = [asyncio.create_task(s.listen()) for s in subscribers]
     await asyncio.sleep(3.0)  # idle
     after = rss_kib(pid)
 
     latencies: list[float] = []
+    per_round: list[list[float]] = []  # first and last delivery of each round, ms
+    spy = _profiler(pid, profile / f"{kind}-{size}.txt") if profile else None
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
         user = {
             "username": f"b{kind}{size}",
@@ -120,29 +200,30 @@ async def scenario(kind: str, size: int, rounds: int, port: int, pid: int) -> di
         token = (await api.post("/api/users", json={"user": user})).json()["user"]["token"]
         headers = {"Authorization": f"Token {token}"}
         for n in range(rounds):
-            title = f"{kind} {size} round {n}"
+            title = state.start(n, len(subscribers))
             sent = time.perf_counter()
             response = await api.post(
                 "/api/articles",
                 json={"article": {"title": title, "description": "d", "body": "b"}},
                 headers=headers,
             )
-            slug = response.json()["article"]["slug"]
-            deadline = time.perf_counter() + 30
-            while sum(slug in s.received for s in subscribers) < len(subscribers):
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"{kind}: not every subscriber got {slug}")
-                await asyncio.sleep(0.01)
-            latencies += [(s.received[slug] - sent) * 1000 for s in subscribers]
+            assert response.status_code == 201, response.text
+            try:
+                async with asyncio.timeout(30):
+                    await state.done.wait()
+            except TimeoutError:
+                missing = state.waiting
+                raise TimeoutError(f"{kind}: {missing} subscribers never got round {n}") from None
+            this_round = [(s.received[n] - sent) * 1000 for s in subscribers]
+            per_round.append([round(min(this_round), 1), round(max(this_round), 1)])
+            latencies += this_round
             await asyncio.sleep(0.2)
-    for task in listeners:
-        task.cancel()
-    await asyncio.gather(*listeners, return_exceptions=True)
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
+        await asyncio.to_thread(spy.wait, 60)
     for s in subscribers:
-        if kind == "ws":
-            await s.connection.close()
-        else:
-            s.writer.close()
+        assert s.transport is not None
+        s.transport.close()
     await asyncio.sleep(2.0)
     return {
         "protocol": kind,
@@ -152,16 +233,37 @@ async def scenario(kind: str, size: int, rounds: int, port: int, pid: int) -> di
         "rss_after_kib": after,
         "rss_per_connection_kib": round((after - before) / size, 1),
         "deliveries": len(latencies),
+        "lost": state.lost,
         "latency_ms": {
             "p50": round(statistics.median(latencies), 1),
             "p99": round(percentile(latencies, 0.99), 1),
             "max": round(max(latencies), 1),
         },
+        "rounds_first_last_ms": per_round,
     }
 
 
+def _profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """Sample the server's event-loop thread (without pausing it) while the rounds run."""
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [
+        str(spy),
+        "record",
+        "-p",
+        str(pid),
+        "--nonblocking",
+        "-r",
+        "200",
+        "-f",
+        "raw",
+        "-o",
+        str(out),
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+
+
 async def run(
-    sizes: list[int], rounds: int, work: Path, protocols: list[str]
+    sizes: list[int], rounds: int, work: Path, protocols: list[str], profile: Path | None
 ) -> list[dict[str, Any]]:
     results = []
     for kind in protocols:
@@ -188,7 +290,7 @@ async def run(
             )
             try:
                 wait_for_port(port)
-                result = await scenario(kind, size, rounds, port, server.popen.pid)
+                result = await scenario(kind, size, rounds, port, server.popen.pid, profile)
                 print(json.dumps(result), flush=True)
                 results.append(result)
             finally:
@@ -201,11 +303,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--protocols", default="ws,sse")
+    parser.add_argument(
+        "--profile", type=Path, help="write py-spy samples (raw) of the server to this folder"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
     sizes = [int(s) for s in args.sizes.split(",")]
     with TemporaryDirectory() as tmp:
-        results = asyncio.run(run(sizes, args.rounds, Path(tmp), args.protocols.split(",")))
+        protocols = args.protocols.split(",")
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        results = asyncio.run(run(sizes, args.rounds, Path(tmp), protocols, args.profile))
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"realtime-{stamp}.json"

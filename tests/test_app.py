@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import pytest
+from anyio.to_thread import run_sync
 from asgi_lifespan import LifespanManager
 from blockbuster import BlockingError
 from fastapi import FastAPI
@@ -17,6 +19,7 @@ from asyncpress.main import create_app
 from asyncpress.models import Base
 from tests.conftest import make_settings, resources
 from tests.support import contract
+from tests.support.postgres import PostgresServer
 
 
 class TestCors:
@@ -111,8 +114,26 @@ class TestDatabaseSettings:
         engine = resources(app).engine
         settings = resources(app).settings
         assert engine.pool.size() == settings.db_pool_size  # type: ignore[attr-defined]
-        if backend == "postgresql":
-            assert engine.pool._pre_ping is True
+
+    @pytest.mark.postgres_only
+    async def test_requests_succeed_right_after_a_database_restart(
+        self, app: FastAPI, client: httpx.AsyncClient, postgres_server: PostgresServer
+    ) -> None:
+        # Several pooled connections at once, so that all of them go stale.
+        responses = await asyncio.gather(*(client.get("/api/health") for _ in range(8)))
+        assert {r.status_code for r in responses} == {200}
+        pool = resources(app).engine.pool
+        assert pool.checkedin() >= 2  # type: ignore[attr-defined]
+        await run_sync(postgres_server.restart)
+        # No pre-ping: a pooled connection the server closed is replaced at checkout.
+        responses = await asyncio.gather(*(client.get("/api/health") for _ in range(8)))
+        assert [r.status_code for r in responses] == [200] * 8
+        registered = await client.post(
+            "/api/users",
+            json={"user": {"username": "after", "email": "after@example.com", "password": "p" * 8}},
+        )
+        assert registered.status_code == 201
+        assert (await client.get("/api/profiles/after")).status_code == 200
 
     @pytest.mark.postgres_only
     async def test_postgres_sessions_carry_a_statement_timeout(

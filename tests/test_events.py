@@ -370,3 +370,9 @@ class TestProtocolErrors:
                     await stream.ended.wait()
         finally:
             await run_sync(app.process.stop)
+
+
+async def test_the_stream_is_documented_as_server_sent_events(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    ok = spec["paths"]["/api/events"]["get"]["responses"]["200"]
+    assert list(ok["content"]) == ["text/event-stream"]

@@ -185,14 +185,20 @@ class TestSlowAndStopping:
                     await asyncio.sleep(0.3)
                     # Enough to fill the kernel's socket buffers (up to 4 MiB) and the queue.
                     count = 520
-                    for n in range(count):
-                        await add_comment(http, ann, article["slug"], f"{n:04d}" + "x" * 9990)
                     bodies: list[str] = []
-                    while len(bodies) < count:
-                        event = await reader.event()
-                        # The article's own creation may arrive first (see test_events).
-                        if event["event"] == "comment.created":
-                            bodies.append(event["data"]["comment"]["body"])
+
+                    async def read_all() -> None:
+                        # This client keeps reading while the comments are posted.
+                        while len(bodies) < count:
+                            event = await reader.event()
+                            # The article's own creation may arrive first (see test_events).
+                            if event["event"] == "comment.created":
+                                bodies.append(event["data"]["comment"]["body"])
+
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(read_all())
+                        for n in range(count):
+                            await add_comment(http, ann, article["slug"], f"{n:04d}" + "x" * 9990)
                     assert [b[:4] for b in bodies] == [f"{n:04d}" for n in range(count)]
 
                     await until(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -42,13 +44,16 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    factory: Annotated[
+        str, typer.Option(hidden=True, help="ASGI app factory (the benchmark suite's baselines).")
+    ] = "asyncpress.main:app_factory",
 ) -> None:
     """Serve the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
     settings = _settings()
     uvicorn.run(
-        "asyncpress.main:app_factory",
+        factory,
         factory=True,
         host=host,
         port=port,
@@ -58,6 +63,7 @@ def serve(
         # Event streams are told to end at once; this bounds the wait for them.
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         ws=settings.ws_implementation,
+        ws_per_message_deflate=settings.ws_compression,
         # Client messages are small control messages; refuse big ones (close 1009)
         # before they are parsed on the event loop.
         ws_max_size=64 * 1024,
@@ -230,6 +236,24 @@ async def _seed(settings: Settings, *, quiet: bool, **sizes: int) -> SeedReport:
                 return await seed(session, password_hash=password_hash, progress=progress, **sizes)
         finally:
             await engine.dispose()
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmark suite (from a source checkout): asyncpress bench [SCENARIO...] [--quick].
+
+    Everything after ``bench`` goes to ``python -m bench.suite``; see
+    docs/benchmarks.md. Needs wrk and the PostgreSQL server binaries.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "bench" / "suite.py").is_file():
+        console.print("the benchmark suite runs from a source checkout (bench/ not found)")
+        raise typer.Exit(2)
+    command = [sys.executable, "-m", "bench.suite", *ctx.args]
+    done = subprocess.run(command, check=False, cwd=checkout)  # noqa: S603
+    raise typer.Exit(done.returncode)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     preview_max_connections: int = Field(default=50, ge=1)
 
     hash_concurrency: int = Field(default=2, ge=1)
+    # Niceness of the hashing threads. 19: the event loop (every other request)
+    # runs first and logins get the CPU it leaves; 0: they compete as equals.
+    # Measured trade-off in docs/benchmarks.md.
+    hash_nice: int = Field(default=19, ge=0, le=19)
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65_536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
@@ -84,6 +88,9 @@ class Settings(BaseSettings):
     events_ticket_ttl_s: float = Field(default=60.0, gt=0)
     shutdown_grace_s: int = Field(default=10, ge=1)
     ws_implementation: Literal["websockets", "websockets-sansio"] = "websockets-sansio"
+    # permessage-deflate keeps a compressor per connection and compresses each
+    # event once per subscriber; events are small JSON, so it is off by default.
+    ws_compression: bool = False
 
     @field_validator("smtp_url")
     @classmethod

@@ -15,7 +15,9 @@ from asyncpress.security import TokenError, Tokens
 from asyncpress.users.models import User
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread
+    # pool, a thread hop on every request (docs/benchmarks.md).
     resources: Resources = request.app.state.resources
     return resources
 

@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await http.aclose()
             await cache.cache.close()
             await engine.dispose()
+            passwords.close()
 
     app = FastAPI(
         title="asyncpress",

@@ -1,23 +1,38 @@
 """Tokens and passwords.
 
 JWTs are HS256 with an expiry, decoded against a fixed algorithm list.
-Password hashing (argon2id) is CPU work: it runs in worker threads behind a
-capacity limiter sized from settings, never on the event loop.
+Password hashing (argon2id) is CPU work: it runs in a pool of its own worker
+threads (``HASH_CONCURRENCY`` of them), never on the event loop. Those threads
+run at the lowest CPU priority (``HASH_NICE``, 19), so that on a busy CPU
+the event loop, which answers every other request, runs first and logins use
+the CPU it leaves (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-import anyio
 import jwt
-from anyio.to_thread import run_sync
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from asyncpress.config import Settings
 
 ALGORITHM = "HS256"
+T = TypeVar("T")
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority (Linux: niceness is per thread)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 class TokenError(Exception):
@@ -53,13 +68,18 @@ class Passwords:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
-        self._limiter = anyio.CapacityLimiter(settings.hash_concurrency)
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.hash_concurrency,
+            thread_name_prefix="argon2",
+            initializer=_lower_priority,
+            initargs=(settings.hash_nice,),
+        )
         # Verified against when the e-mail is unknown, so that a failed login
         # costs the same whether or not the account exists.
         self._decoy: str | None = None
 
     async def hash(self, password: str) -> str:
-        return await run_sync(self._hasher.hash, password, limiter=self._limiter)
+        return await self._run(self._hasher.hash, password)
 
     async def prepare(self) -> None:
         """Make the decoy hash (once, at start-up, in a worker thread)."""
@@ -71,9 +91,16 @@ class Passwords:
         if stored_hash is None:
             await self.prepare()
             assert self._decoy is not None
-            await run_sync(self._check, self._decoy, password, limiter=self._limiter)
+            await self._run(self._check, self._decoy, password)
             return False
-        return await run_sync(self._check, stored_hash, password, limiter=self._limiter)
+        return await self._run(self._check, stored_hash, password)
+
+    async def _run(self, work: Callable[..., T], *args: str) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+
+    def close(self) -> None:
+        """Stop the hashing threads once they finish what they are doing."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _check(self, stored_hash: str, password: str) -> bool:
         try:

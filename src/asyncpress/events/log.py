@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from fastapi.sse import format_sse_event
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,12 +46,15 @@ class LoggedEvent:
     # Serialised once per process, however many connections send it.
     wire_text: str = field(init=False, repr=False, compare=False)
     document_text: str = field(init=False, repr=False, compare=False)
+    sse_frame: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         wire = {"type": "event", "id": self.id, "event": self.type, "time": self.time}
         document = {"id": self.id, "type": self.type, "time": self.time}
         object.__setattr__(self, "wire_text", _json({**wire, "data": self.data}))
         object.__setattr__(self, "document_text", _json({**document, "data": self.data}))
+        frame = format_sse_event(data_str=self.document_text, event=self.type, id=str(self.id))
+        object.__setattr__(self, "sse_frame", frame)
 
     def feed_author(self) -> int | None:
         """The author whose followers' ``feed`` receives this event, if any."""

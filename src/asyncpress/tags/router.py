@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from asyncpress.deps import ResourcesDep, SessionDep
+from asyncpress.deps import ResourcesDep
 from asyncpress.schemas import Schema
 from asyncpress.tags import repository
 
@@ -22,14 +22,17 @@ class TagsResponse(Schema):
 
 @router.get("/tags", response_model=TagsResponse)
 async def list_tags(
-    session: SessionDep,
     resources: ResourcesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_LIMIT,
 ) -> TagsResponse:
     """Tags in use, most used first (ties by name)."""
+
+    async def popular() -> list[str]:
+        # A session only when the database is read: a cache hit needs none.
+        async with resources.sessionmaker() as session:
+            return await repository.popular(session, limit)
+
     if limit != DEFAULT_LIMIT:
-        return TagsResponse(tags=await repository.popular(session, limit))
-    tags = await resources.cache.get_or_compute(
-        TAGS_KEY, resources.settings.tags_cache_s, lambda: repository.popular(session, limit)
-    )
+        return TagsResponse(tags=await popular())
+    tags = await resources.cache.get_or_compute(TAGS_KEY, resources.settings.tags_cache_s, popular)
     return TagsResponse(tags=tags)

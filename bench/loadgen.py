@@ -1,0 +1,103 @@
+"""Drive a server with wrk (``bench/wrk/request.lua``) and read back its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).parent / "wrk" / "request.lua"
+LOADGEN_CPU = 1  # the server runs on CPU 0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One request line: a path, the token to send (or none) and a JSON body (or none)."""
+
+    path: str
+    token: str | None = None
+    body: str | None = None
+
+    def line(self) -> str:
+        return "\t".join((self.path, self.token or "-", self.body or "-"))
+
+
+@dataclass(frozen=True)
+class Load:
+    method: str
+    targets: list[Target]
+    concurrency: int
+    unique_bodies: bool = False
+    # Slow requests (argon2 logins: about 10/s with a queue of 64) need runs
+    # long enough for many to finish.
+    min_seconds: float = 0
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError("wrk not found: install the Debian package 'wrk'")
+    return found
+
+
+def wrk_version() -> str:
+    done = subprocess.run(  # noqa: S603
+        [wrk_binary(), "--version"], capture_output=True, text=True, check=False
+    )
+    return (done.stdout or done.stderr).splitlines()[0].strip()
+
+
+def start(base: str, load: Load, seconds: float, work: Path, name: str) -> subprocess.Popen[str]:
+    """Start one wrk run in the background; ``finish`` reads its figures."""
+    targets = work / f"{name}.targets"
+    targets.write_text("\n".join(t.line() for t in load.targets) + "\n")
+    env = {**os.environ, "BENCH_METHOD": load.method, "BENCH_TARGETS": str(targets)}
+    if load.unique_bodies:
+        env["BENCH_UNIQUE"] = "1"
+    threads = 1 if load.concurrency < 4 else 2
+    command = [
+        "taskset",
+        "-c",
+        str(LOADGEN_CPU),
+        wrk_binary(),
+        f"-t{threads}",
+        f"-c{load.concurrency}",
+        f"-d{max(1, round(max(seconds, load.min_seconds)))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(SCRIPT),
+        base,
+    ]
+    return subprocess.Popen(  # noqa: S603
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    stdout, stderr = process.communicate(timeout=timeout)
+    found = [line for line in stdout.splitlines() if line.startswith("BENCH ")]
+    if process.returncode != 0 or not found:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {stdout}\n{stderr}")
+    raw = json.loads(found[-1][len("BENCH ") :])
+    seconds_run = raw["duration_us"] / 1e6
+    latency = raw["latency_us"]
+    return {
+        "requests": raw["requests"],
+        "rps": round(raw["requests"] / seconds_run, 1),
+        "p50_ms": round(latency["p50"] / 1000, 2),
+        "p90_ms": round(latency["p90"] / 1000, 2),
+        "p99_ms": round(latency["p99"] / 1000, 2),
+        "max_ms": round(latency["max"] / 1000, 2),
+        "errors": raw["errors"],
+        "error_count": sum(raw["errors"].values()),
+    }
+
+
+def run(base: str, load: Load, seconds: float, work: Path, name: str) -> dict[str, Any]:
+    """One wrk run; returns requests/s, latency percentiles (ms) and error counts."""
+    return finish(start(base, load, seconds, work, name), max(seconds, load.min_seconds) + 120)

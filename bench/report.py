@@ -1,0 +1,332 @@
+"""Turn a suite result into the table in docs/benchmarks.md and PNG plots.
+
+python -m bench.report bench/results/suite-<timestamp>.json   # regenerate both
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+TIMES = "\u00d7"  # the multiplication sign, for "0.70 x ceiling" in tables
+
+ROOT = Path(__file__).parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+PLOTS = ROOT / "docs" / "bench"
+BEGIN, END = "<!-- suite:begin -->", "<!-- suite:end -->"
+
+ENDPOINTS = {
+    # case: (what is requested, target req/s, ceiling case)
+    "list": ("GET /api/articles?limit=20", 1200, "ceiling_database"),
+    "list_by_tag": ("GET /api/articles?limit=20&tag=…", None, "ceiling_database"),
+    "feed": ("GET /api/articles/feed?limit=20", 1200, "ceiling_database"),
+    "article": ("GET /api/articles/{slug}", 3000, "ceiling_small_dict"),
+    "comments": ("GET /api/articles/{slug}/comments", 2000, "ceiling_small_dict"),
+    "tags": ("GET /api/tags", 5000, "ceiling_small_dict"),
+    "profile": ("GET /api/profiles/{username}", 3500, "ceiling_small_dict"),
+    "login": ("POST /api/users/login (C=16)", None, "ceiling_small_dict"),
+    "create_article": ("POST /api/articles", None, "ceiling_small_dict"),
+    "favorite": ("POST /api/articles/{slug}/favorite", None, "ceiling_small_dict"),
+}
+CEILINGS = {
+    "ceiling_small_dict": "framework ceiling: bare FastAPI, small dict",
+    "ceiling_20_articles": "framework ceiling: bare FastAPI, 20 articles via response model",
+    "ceiling_database": "database ceiling: raw asyncpg, one statement per page",
+}
+
+
+def _cases(result: dict[str, Any], scenario: str) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in result["cases"] if c["scenario"] == scenario}
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _figures(case: dict[str, Any]) -> str:
+    """The "req/s | p50 ms | p99 ms" cells of a table row."""
+    return f"{_n(case['rps'])} | {_ms(case['p50_ms'])} | {_ms(case['p99_ms'])}"
+
+
+def endpoints_table(result: dict[str, Any]) -> list[str]:
+    cases = _cases(result, "endpoints")
+    if not cases:
+        return []
+    lines = [
+        "| Case | req/s | p50 ms | p99 ms | ratio to ceiling | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, label in CEILINGS.items():
+        if name in cases:
+            c = cases[name]
+            lines.append(f"| {label} | {_figures(c)} | | | |")
+    for name, (label, target, ceiling) in ENDPOINTS.items():
+        if name not in cases:
+            continue
+        c = cases[name]
+        ratio = c["rps"] / cases[ceiling]["rps"] if ceiling in cases else None
+        ratio_text = (
+            f"{ratio:.2f} {TIMES} {ceiling.removeprefix('ceiling_').replace('_', ' ')}"
+            if ratio
+            else ""
+        )
+        goal, met = "", ""
+        if target:
+            need_ratio = 0.7 if name in ("list", "feed", "tags") else None
+            goal = f"≥ {_n(target)}" + (f" and ≥ 0.70 {TIMES}" if need_ratio else "")
+            ok = c["rps"] >= target and (need_ratio is None or (ratio or 0) >= need_ratio)
+            met = "yes" if ok else "**no**"
+        lines.append(f"| `{label}` | {_figures(c)} | {ratio_text} | {goal} | {met} |")
+    return lines
+
+
+def sync_async_table(result: dict[str, Any]) -> list[str]:
+    cases = _cases(result, "sync_async")
+    if not cases:
+        return []
+    lines = [
+        "| C | ideal C/0.1 s | `async def` + `await asyncio.sleep` | share of ideal "
+        "| `def` + `time.sleep` | share of ideal |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in (50, 200, 1000):
+        a, s = cases.get(f"async_c{c}"), cases.get(f"sync_c{c}")
+        if a and s:
+            lines.append(
+                f"| {c} | {_n(c / 0.1)} | {_n(a['rps'])} req/s (p99 {_ms(a['p99_ms'])} ms) "
+                f"| {a['rps'] / (c / 0.1):.0%} | {_n(s['rps'])} req/s (p99 {_ms(s['p99_ms'])} ms) "
+                f"| {s['rps'] / (c / 0.1):.0%} |"
+            )
+    return lines
+
+
+def fanout_table(result: dict[str, Any]) -> list[str]:
+    cases = _cases(result, "fanout")
+    lines: list[str] = []
+    if cases:
+        lines += ["| Three 100 ms waits (C=10) | req/s | p50 ms | p99 ms |", "|---|---|---|---|"]
+        for name in ("three_waits_sequential", "three_waits_taskgroup"):
+            if name in cases:
+                c = cases[name]
+                lines.append(f"| {name.removeprefix('three_waits_')} | {_figures(c)} |")
+    extras = result.get("extras", {})
+    if "previews" in extras:
+        p = extras["previews"]
+        lines += [
+            "",
+            "Link previews of one article, each link's upstream answering after 100 ms (cold):",
+            "",
+            "| links | median ms |",
+            "|---|---|",
+        ]
+        for k in (1, 5, 10, 20):
+            if f"k={k}" in p:
+                lines.append(f"| {k} | {_ms(p[f'k={k}']['median_ms'])} |")
+    if "stats" in extras:
+        s = extras["stats"]
+        lines += [
+            "",
+            f"Dashboard stats (six queries): concurrently {_ms(s['concurrent_ms'])} ms, one after "
+            f"another {_ms(s['sequential_ms'])} ms (ratio {s['ratio']:.2f}).",
+        ]
+    return lines
+
+
+def blocking_table(result: dict[str, Any]) -> list[str]:
+    cases = _cases(result, "blocking")
+    if "tags_alone" not in cases:
+        return []
+    idle = cases["tags_alone"]["p99_ms"]
+    lines = [
+        "| `GET /api/tags` (C=4) | req/s | p50 ms | p99 ms | p99 / alone | logins/s alongside |",
+        "|---|---|---|---|---|---|",
+    ]
+    labels = {
+        "tags_alone": "alone",
+        "tags_during_logins": "16 clients logging in (argon2 in worker threads)",
+        "tags_during_logins_on_loop": "16 clients logging in, argon2 on the event loop (demo)",
+    }
+    for name, label in labels.items():
+        if name in cases:
+            c = cases[name]
+            storm = c.get("alongside")
+            logins = _n(storm["rps"]) if storm else ""
+            lines.append(
+                f"| {label} | {_figures(c)} | {c['p99_ms'] / idle:.1f} {TIMES} | {logins} |"
+            )
+    return lines
+
+
+def workers_table(result: dict[str, Any]) -> list[str]:
+    cases = _cases(result, "workers")
+    if not cases:
+        return []
+    lines = ["| Read mix, C=64 | req/s | p50 ms | p99 ms |", "|---|---|---|---|"]
+    for name in sorted(cases):
+        c = cases[name]
+        lines.append(f"| {c.get('workers', '?')} worker(s) | {_figures(c)} |")
+    return lines
+
+
+def section(result: dict[str, Any], source: Path) -> str:
+    m = result["machine"]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    errors = sum(c["errors"] for c in result["cases"])
+    shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source.name
+    parts = [
+        BEGIN,
+        "<!-- generated by bench/report.py from the file named below; do not edit by hand -->",
+        "",
+        f"Run of {result['when']} (`{shown}`), mode `{result['mode']}`: {result['runs']} runs "
+        f"of {result['seconds_per_run']:.0f} s per case after a warm-up, medians shown; "
+        f"{errors} error responses in all; {result['wall_s']:.0f} s wall.",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Python {m['python']}.",
+        f"- {m['postgresql']}; {m['wrk']}; {packages}.",
+        f"- Data (seed {result['seed']}): "
+        + ", ".join(f"{v:,} {k}" for k, v in result["data"].items())
+        + ".",
+        "",
+        "### RealWorld endpoints (C=64) and their ceilings",
+        "",
+        *endpoints_table(result),
+        "",
+        "![Throughput per endpoint](bench/throughput.png)",
+        "![Latency per endpoint](bench/latency.png)",
+        "",
+        "### Async vs sync under I/O wait",
+        "",
+        *sync_async_table(result),
+        "",
+        "![Throughput vs concurrency](bench/concurrency.png)",
+        "",
+        "### Fan-out",
+        "",
+        *fanout_table(result),
+        "",
+        "### A blocking call hurts everyone",
+        "",
+        *blocking_table(result),
+        "",
+        "### One and two workers",
+        "",
+        *workers_table(result),
+        "",
+        END,
+    ]
+    return "\n".join(parts)
+
+
+def write_docs(result: dict[str, Any], source: Path) -> None:
+    """Regenerate the section in docs/benchmarks.md; keep its result file beside the plots."""
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    kept = PLOTS / source.name
+    if source.resolve() != kept.resolve():
+        kept.write_text(source.read_text())
+    text = DOC.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(head + section(result, kept) + tail)
+    print(f"updated {DOC}")
+
+
+def plots(result: dict[str, Any], folder: Path) -> list[Path]:
+    import matplotlib  # noqa: PLC0415 - only when plotting
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    folder.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
+    endpoints = _cases(result, "endpoints")
+    if endpoints:
+        names = [n for n in (*CEILINGS, *ENDPOINTS) if n in endpoints]
+        short = {
+            "ceiling_small_dict": "ceiling: FastAPI, small dict",
+            "ceiling_20_articles": "ceiling: FastAPI, 20 articles",
+            "ceiling_database": "ceiling: asyncpg, list page",
+        }
+        labels = [short.get(n, n) for n in names]
+        colors = ["#999999" if n in CEILINGS else "#3b6ea8" for n in names]
+        fig, ax = plt.subplots(figsize=(9, 5))
+        ax.barh(labels, [endpoints[n]["rps"] for n in names], color=colors)
+        for n, label in zip(names, labels, strict=True):
+            target = ENDPOINTS.get(n, ("", None, ""))[1]
+            if target:
+                ax.plot(
+                    [target, target], [labels.index(label) - 0.4, labels.index(label) + 0.4], "r-"
+                )
+        ax.invert_yaxis()
+        ax.set_xlabel("requests per second (median of runs); red: target")
+        ax.set_title("Throughput per endpoint, one worker, C=64 (grey: ceilings)")
+        fig.tight_layout()
+        made.append(_save(fig, folder / "throughput.png"))
+
+        fig, ax = plt.subplots(figsize=(9, 5))
+        ys = range(len(names))
+        ax.barh(
+            [y - 0.2 for y in ys], [endpoints[n]["p50_ms"] for n in names], height=0.4, label="p50"
+        )
+        ax.barh(
+            [y + 0.2 for y in ys], [endpoints[n]["p99_ms"] for n in names], height=0.4, label="p99"
+        )
+        ax.set_yticks(list(ys), labels)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("latency, ms (log scale)")
+        ax.set_title("Latency per endpoint at C=64")
+        ax.legend()
+        fig.tight_layout()
+        made.append(_save(fig, folder / "latency.png"))
+    io = _cases(result, "sync_async")
+    if io:
+        levels = [c for c in (50, 200, 1000) if f"async_c{c}" in io and f"sync_c{c}" in io]
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.plot(levels, [c / 0.1 for c in levels], "k--", label="ideal C / 0.1 s")
+        ax.plot(
+            levels,
+            [io[f"async_c{c}"]["rps"] for c in levels],
+            "o-",
+            label="async def + await sleep",
+        )
+        ax.plot(
+            levels,
+            [io[f"sync_c{c}"]["rps"] for c in levels],
+            "s-",
+            label="def + time.sleep (threadpool)",
+        )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent clients (C)")
+        ax.set_ylabel("requests per second")
+        ax.set_title("100 ms of I/O wait per request")
+        ax.legend()
+        fig.tight_layout()
+        made.append(_save(fig, folder / "concurrency.png"))
+    return made
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    source = Path(sys.argv[1])
+    result = json.loads(source.read_text())
+    write_docs(result, source.resolve())
+    for path in plots(result, PLOTS):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

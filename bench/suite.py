@@ -1,0 +1,577 @@
+"""The benchmark suite (issue 6): ``make bench``, ``make bench-quick``, ``asyncpress bench``.
+
+Starts PostgreSQL (pinned to CPU 1) and, for the scale-out scenario, Redis;
+seeds a fixed data set; serves asyncpress and the baselines with one
+uvicorn worker pinned to CPU 0; drives them with wrk pinned to CPU 1.
+Every case is warmed up, then run ``--runs`` times; the medians go to
+``bench/results/suite-<timestamp>.json``, and a full run also regenerates
+the table in ``docs/benchmarks.md`` and the plots in ``docs/bench/``.
+
+    python -m bench.suite                       # full run (< 20 min)
+    python -m bench.suite --quick               # < 3 min, fewer and shorter runs
+    python -m bench.suite --dry                 # seconds: checks the harness only
+    python -m bench.suite endpoints sync_async  # some scenarios only
+    python -m bench.suite --profile tags        # py-spy the server during a case
+
+Scenarios: endpoints, sync_async, fanout, blocking, workers (see
+docs/benchmarks.md for what each one shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import asyncpg
+from tests.support.postgres import PostgresServer, free_port
+from tests.support.processes import Process, RedisServer, wait_for_port
+
+from asyncpress.config import Settings
+from asyncpress.db import create_engine, create_sessionmaker
+from asyncpress.security import Passwords, Tokens
+from asyncpress.seed import SEED_PASSWORD, seed
+from bench import features, loadgen, report
+from bench.loadgen import Load, Target
+
+RESULTS = Path(__file__).parent / "results"
+SECRET = "bench-suite-secret-" + "x" * 40
+SCENARIOS = ("endpoints", "sync_async", "fanout", "blocking", "workers")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How long and how big: full, quick or dry."""
+
+    name: str
+    seconds: float  # per measured run
+    warmup_s: float
+    runs: int
+    scale: float  # of the data set
+    previews_rounds: int
+    stats_repeats: int
+
+
+MODES = {
+    "full": Mode("full", 8, 2, 3, 1.0, 5, 15),
+    "quick": Mode("quick", 2, 1, 1, 1.0, 2, 3),
+    "dry": Mode("dry", 1, 0, 1, 0.02, 1, 1),
+}
+
+DATA = {
+    "users": 1_000,
+    "articles": 20_000,
+    "comments": 30_000,
+    "favorites": 10_000,
+    "follows": 5_000,
+}
+
+
+@dataclass
+class Fixtures:
+    """What the request lines are made of, read from the seeded database."""
+
+    viewer_ids: list[int]
+    tokens: list[str]
+    feed_tokens: list[str]
+    slugs: list[str]
+    tags: list[str]
+    usernames: list[str]
+    emails: list[str]
+
+
+@dataclass
+class Bench:
+    mode: Mode
+    work: Path
+    pg: PostgresServer
+    url: str
+    fixtures: Fixtures
+    profile: set[str]
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    # -- servers -----------------------------------------------------------
+
+    def env(self, **extra: str) -> dict[str, str]:
+        # Production defaults (argon2 included) but for the secret and quiet logs.
+        return {
+            "DATABASE_URL": self.url,
+            "ENVIRONMENT": "production",
+            "JWT_SECRET": SECRET,
+            "LOG_LEVEL": "WARNING",
+            "OUTBOX_IN_PROCESS": "false",
+            **extra,
+        }
+
+    @contextmanager
+    def server(
+        self, name: str, factory: str | None = None, workers: int = 1, **extra: str
+    ) -> Iterator[tuple[str, int]]:
+        port = free_port()
+        cpus = "0" if workers == 1 else "0,1"
+        args = ["taskset", "-c", cpus, sys.executable, "-m", "asyncpress.cli", "serve"]
+        args += ["--port", str(port), "--workers", str(workers)]
+        if factory:
+            args += ["--factory", factory]
+        process = Process(args, self.work / f"{name}.log", self.env(**extra), raw=True)
+        try:
+            wait_for_port(port, timeout=60)
+            yield f"http://127.0.0.1:{port}", process.popen.pid
+        finally:
+            process.popen.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    # -- measuring ---------------------------------------------------------
+
+    def fit(self, load: Load) -> Load:
+        """A dry run checks the machinery only: no long runs for slow requests."""
+        return replace(load, min_seconds=0) if self.mode.name == "dry" else load
+
+    def measure(
+        self, scenario: str, name: str, base: str, load: Load, pid: int, **info: Any
+    ) -> dict[str, Any]:
+        """Warm up, then ``runs`` wrk runs; the case with its median run."""
+        load = self.fit(load)
+        if self.mode.warmup_s:
+            loadgen.run(base, replace(load, min_seconds=0), self.mode.warmup_s, self.work, name)
+            settle(pid)
+        with self.profiling(name, pid):
+            runs = [
+                loadgen.run(base, load, self.mode.seconds, self.work, name)
+                for _ in range(self.mode.runs)
+            ]
+        settle(pid)
+        return self.record(scenario, name, runs, concurrency=load.concurrency, **info)
+
+    def record(
+        self, scenario: str, name: str, runs: list[dict[str, Any]], **info: Any
+    ) -> dict[str, Any]:
+        median = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+        case = {
+            "scenario": scenario,
+            "name": name,
+            **info,
+            "rps": median["rps"],
+            "p50_ms": median["p50_ms"],
+            "p99_ms": median["p99_ms"],
+            "errors": sum(r["error_count"] for r in runs),
+            "runs": runs,
+        }
+        self.cases.append(case)
+        flag = "" if case["errors"] == 0 else f"  ERRORS: {case['errors']}"
+        print(
+            f"{scenario:>10} {name:<28} {case['rps']:>9.1f} req/s"
+            f"  p50 {case['p50_ms']:>8.2f} ms  p99 {case['p99_ms']:>8.2f} ms{flag}",
+            flush=True,
+        )
+        return case
+
+    @contextmanager
+    def profiling(self, name: str, pid: int) -> Iterator[None]:
+        if name not in self.profile:
+            yield
+            return
+        out = RESULTS / f"profile-{name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.txt"
+        spy = Path(sys.executable).with_name("py-spy")
+        command = [str(spy), "record", "-p", str(pid), "--nonblocking", "-r", "200"]
+        process = subprocess.Popen(  # noqa: S603
+            [*command, "-f", "raw", "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(60)
+            print(f"profile of {name}: {out}", flush=True)
+
+    def concurrent(
+        self, scenario: str, name: str, base: str, pid: int, load: Load, storm: Load
+    ) -> None:
+        """Measure ``load`` while ``storm`` runs the whole time; record both."""
+        load = self.fit(load)
+        length = self.mode.runs * max(self.mode.seconds, load.min_seconds) + 3
+        background = loadgen.start(base, storm, length, self.work, f"{name}-storm")
+        time.sleep(1.0)  # the storm is on before the measured load starts
+        try:
+            runs = [
+                loadgen.run(base, load, self.mode.seconds, self.work, name)
+                for _ in range(self.mode.runs)
+            ]
+        finally:
+            alongside = loadgen.finish(background, length + 120)
+        settle(pid)
+        self.record(scenario, name, runs, concurrency=load.concurrency, alongside=alongside)
+
+
+def _cpu_ticks(pid: int) -> int:
+    """CPU time (clock ticks) of a process and its children (uvicorn workers)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def settle(pid: int, limit_s: float = 90.0) -> None:
+    """Wait until the server has worked off what a run left queued.
+
+    wrk stops counting when its time is up, but the requests it had sent
+    (64 argon2 logins are seconds of work) still run and would slow the next
+    case: wait until the server uses under 10 % of a CPU.
+    """
+    deadline = time.monotonic() + limit_s
+    hertz = os.sysconf("SC_CLK_TCK")
+    while time.monotonic() < deadline:
+        before = _cpu_ticks(pid)
+        time.sleep(0.5)
+        if (_cpu_ticks(pid) - before) / hertz < 0.05:
+            return
+
+
+# -- data ------------------------------------------------------------------
+
+
+async def seed_database(url: str, mode: Mode, seed_value: int) -> dict[str, int]:
+    settings = Settings(environment="development", database_url=url)
+    engine = create_engine(settings)
+    try:
+        password_hash = await Passwords(settings).hash(SEED_PASSWORD)
+        sizes = {k: max(2, round(v * mode.scale)) for k, v in DATA.items()}
+        async with create_sessionmaker(engine)() as session:
+            done = await seed(
+                session,
+                password_hash=password_hash,
+                seed_value=seed_value,
+                users=sizes["users"],
+                articles=sizes["articles"],
+                comments=sizes["comments"],
+                favorites=sizes["favorites"],
+                follows=sizes["follows"],
+            )
+        return dict(done.counts)
+    finally:
+        await engine.dispose()
+
+
+async def read_fixtures(dsn: str, seed_value: int) -> Fixtures:
+    rng = random.Random(seed_value)
+    conn = await asyncpg.connect(dsn)
+    try:
+        users = await conn.fetch("SELECT id, username, email FROM users ORDER BY id")
+        followers = [
+            r["follower_id"]
+            for r in await conn.fetch("SELECT DISTINCT follower_id FROM follows ORDER BY 1")
+        ]
+        slugs = [r["slug"] for r in await conn.fetch("SELECT slug FROM articles ORDER BY id")]
+        tags = [r["name"] for r in await conn.fetch("SELECT name FROM tags ORDER BY name")]
+    finally:
+        await conn.close()
+    tokens = Tokens(SECRET, 7 * 24 * 3600)
+    viewers = rng.sample(users, min(200, len(users)))
+    feed_viewers = rng.sample(followers, min(200, len(followers)))
+    return Fixtures(
+        viewer_ids=[u["id"] for u in viewers],
+        tokens=[tokens.issue(u["id"]) for u in viewers],
+        feed_tokens=[tokens.issue(i) for i in feed_viewers],
+        slugs=rng.sample(slugs, min(500, len(slugs))),
+        tags=tags,
+        usernames=[u["username"] for u in viewers],
+        emails=[u["email"] for u in viewers],
+    )
+
+
+# -- scenarios -------------------------------------------------------------
+
+
+def _pairs(tokens: list[str], items: list[str], make: Callable[[str, str], Target]) -> list[Target]:
+    return [make(items[n % len(items)], tokens[n % len(tokens)]) for n in range(max(len(items), 1))]
+
+
+def endpoint_loads(f: Fixtures) -> dict[str, Load]:
+    article = json.dumps(
+        {
+            "article": {
+                "title": "Bench article {n}",
+                "description": "Written by the benchmark",
+                "body": "A body of a few words, as a short article has.",
+                "tagList": f.tags[:2],
+            }
+        }
+    )
+    return {
+        "list": Load("GET", [Target("/api/articles?limit=20", t) for t in f.tokens], 64),
+        "list_by_tag": Load(
+            "GET",
+            _pairs(f.tokens, f.tags, lambda tag, t: Target(f"/api/articles?limit=20&tag={tag}", t)),
+            64,
+        ),
+        "feed": Load("GET", [Target("/api/articles/feed?limit=20", t) for t in f.feed_tokens], 64),
+        "article": Load(
+            "GET", _pairs(f.tokens, f.slugs, lambda s, t: Target(f"/api/articles/{s}", t)), 64
+        ),
+        "comments": Load(
+            "GET",
+            _pairs(f.tokens, f.slugs, lambda s, t: Target(f"/api/articles/{s}/comments", t)),
+            64,
+        ),
+        "tags": Load("GET", [Target("/api/tags")], 64),
+        "profile": Load(
+            "GET", _pairs(f.tokens, f.usernames, lambda u, t: Target(f"/api/profiles/{u}", t)), 64
+        ),
+        # C=16, not 64: about 5 logins/s fit on one core, so 64 in flight would
+        # each wait 13 s, longer than a run.
+        "login": Load("POST", [Target("/api/users/login", body=_login(e)) for e in f.emails], 16),
+        "create_article": Load(
+            "POST", [Target("/api/articles", t, article) for t in f.tokens], 64, unique_bodies=True
+        ),
+        "favorite": Load(
+            "POST",
+            _pairs(f.tokens, f.slugs, lambda s, t: Target(f"/api/articles/{s}/favorite", t)),
+            64,
+        ),
+    }
+
+
+def _login(email: str) -> str:
+    return json.dumps({"user": {"email": email, "password": SEED_PASSWORD}})
+
+
+def scenario_endpoints(b: Bench) -> None:
+    with b.server("ceiling", "bench.apps:ceiling") as (base, pid):
+        b.measure("endpoints", "ceiling_small_dict", base, Load("GET", [Target("/small")], 64), pid)
+        b.measure(
+            "endpoints", "ceiling_20_articles", base, Load("GET", [Target("/articles")], 64), pid
+        )
+    runs = [_db_ceiling(b) for _ in range(b.mode.runs)]
+    b.record("endpoints", "ceiling_database", runs, concurrency=64)
+    with b.server("asyncpress") as (base, pid):
+        for name, load in endpoint_loads(b.fixtures).items():
+            b.measure("endpoints", name, base, load, pid)
+
+
+def _db_ceiling(b: Bench) -> dict[str, Any]:
+    viewers = ",".join(str(v) for v in b.fixtures.viewer_ids)
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "bench.dbceiling", b.pg.dsn("bench"), str(b.mode.seconds), viewers],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=b.mode.seconds + 120,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def scenario_sync_async(b: Bench) -> None:
+    with b.server("ceiling-io", "bench.apps:ceiling") as (base, pid):
+        for kind in ("async", "sync"):
+            for c in (50, 200, 1000):
+                # At C=1000 a threadpool of 40 makes each request wait 2.5 s: long runs.
+                load = Load("GET", [Target(f"/io/{kind}")], c, min_seconds=8 if c == 1000 else 0)
+                case = b.measure("sync_async", f"{kind}_c{c}", base, load, pid)
+                case["ideal_rps"] = c / 0.1
+                case["of_ideal"] = round(case["rps"] / case["ideal_rps"], 3)
+
+
+def scenario_fanout(b: Bench) -> None:
+    with b.server("ceiling-fanout", "bench.apps:ceiling") as (base, pid):
+        for kind in ("sequential", "taskgroup"):
+            b.measure(
+                "fanout",
+                f"three_waits_{kind}",
+                base,
+                Load("GET", [Target(f"/fanout/{kind}")], 10),
+                pid,
+            )
+    upstream_port = free_port()
+    upstream = Process(
+        ["-m", "tests.support.upstream", str(upstream_port)], b.work / "upstream.log"
+    )
+    try:
+        wait_for_port(upstream_port)
+        with b.server("asyncpress-previews", PREVIEW_ALLOWED_HOSTS="localhost") as (base, _):
+            b.extras["previews"] = asyncio.run(
+                features.fan_out(base, f"http://localhost:{upstream_port}", b.mode.previews_rounds)
+            )
+    finally:
+        upstream.kill()
+    b.extras["stats"] = asyncio.run(features.stats_compare(b.url, b.mode.stats_repeats))
+    print(f"    fanout previews {json.dumps(b.extras['previews'])}", flush=True)
+    print(f"    fanout stats {json.dumps(b.extras['stats'])}", flush=True)
+
+
+def scenario_blocking(b: Bench) -> None:
+    # Long runs: with argon2 on the loop, a request waits seconds.
+    tags = Load("GET", [Target("/api/tags")], 4, min_seconds=8)
+    logins = [Target("/api/users/login", body=_login(e)) for e in b.fixtures.emails]
+    on_loop = [Target("/bench/login-on-loop", body=_login(e)) for e in b.fixtures.emails]
+    with b.server("asyncpress-blocking", "bench.apps:blocking") as (base, pid):
+        b.measure("blocking", "tags_alone", base, tags, pid)
+        b.concurrent("blocking", "tags_during_logins", base, pid, tags, Load("POST", logins, 16))
+        b.concurrent(
+            "blocking", "tags_during_logins_on_loop", base, pid, tags, Load("POST", on_loop, 16)
+        )
+
+
+def read_mix(f: Fixtures) -> Load:
+    loads = endpoint_loads(f)
+    mix: list[Target] = []
+    for name in ("list", "article", "comments", "profile", "tags", "article", "profile", "feed"):
+        mix += loads[name].targets[:50]
+    random.Random(1).shuffle(mix)
+    return Load("GET", mix, 64)
+
+
+def scenario_workers(b: Bench) -> None:
+    redis = RedisServer(b.work)
+    redis.start()
+    try:
+        for workers in (1, 2):
+            with b.server(f"asyncpress-w{workers}", workers=workers, REDIS_URL=redis.url) as (
+                base,
+                pid,
+            ):
+                b.measure(
+                    "workers",
+                    f"read_mix_{workers}_worker",
+                    base,
+                    read_mix(b.fixtures),
+                    pid,
+                    workers=workers,
+                )
+    finally:
+        redis.kill()
+
+
+RUNNERS = {
+    "endpoints": scenario_endpoints,
+    "sync_async": scenario_sync_async,
+    "fanout": scenario_fanout,
+    "blocking": scenario_blocking,
+    "workers": scenario_workers,
+}
+
+
+# -- the run -----------------------------------------------------------------
+
+
+def machine(pg: PostgresServer) -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    pg_version = subprocess.run(  # noqa: S603
+        [str(pg.bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    packages = ("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "asyncpg", "uvloop")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": pg_version,
+        "wrk": loadgen.wrk_version(),
+        "packages": {name: version(name) for name in packages},
+    }
+
+
+def run(mode: Mode, scenarios: list[str], seed_value: int, profile: set[str]) -> dict[str, Any]:
+    started = time.perf_counter()
+    pg = PostgresServer.start()
+    try:
+        pg.pin({loadgen.LOADGEN_CPU})
+        pg.psql("CREATE DATABASE bench")
+        url = pg.url("bench")
+        with TemporaryDirectory(prefix="asyncpress-bench-") as tmp:
+            work = Path(tmp)
+            migrate = Process(
+                ["-m", "asyncpress.cli", "db", "upgrade"],
+                work / "migrate.log",
+                {"DATABASE_URL": url, "ENVIRONMENT": "development"},
+            )
+            assert migrate.wait(120) == 0, migrate.log_path.read_text()
+            counts = asyncio.run(seed_database(url, mode, seed_value))
+            print(f"seeded {counts}", flush=True)
+            fixtures = asyncio.run(read_fixtures(pg.dsn("bench"), seed_value))
+            bench = Bench(mode, work, pg, url, fixtures, profile)
+            for name in scenarios:
+                RUNNERS[name](bench)
+        return {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "mode": mode.name,
+            "seed": seed_value,
+            "data": counts,
+            "seconds_per_run": mode.seconds,
+            "runs": mode.runs,
+            "machine": machine(pg),
+            "cases": bench.cases,
+            "extras": bench.extras,
+            "wall_s": round(time.perf_counter() - started, 1),
+        }
+    finally:
+        pg.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)} [all]")
+    parser.add_argument("--quick", action="store_true", help="short runs (< 3 minutes)")
+    parser.add_argument("--dry", action="store_true", help="check the harness; writes no docs")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", action="append", default=[], help="case name to py-spy")
+    parser.add_argument("--out", type=Path, help="results folder [bench/results]")
+    args = parser.parse_args(argv)
+    mode = MODES["dry" if args.dry else "quick" if args.quick else "full"]
+    scenarios = list(args.scenarios) or list(SCENARIOS)
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(
+            f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
+        )
+    result = run(mode, scenarios, args.seed, set(args.profile))
+    failed = [c["name"] for c in result["cases"] if c["errors"]]
+    out_dir = args.out or RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"suite-{result['when'].replace(':', '').replace('+0000', 'Z')}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out} ({result['wall_s']} s)")
+    if mode.name == "full" and scenarios == list(SCENARIOS) and not failed:
+        report.write_docs(result, out)
+    plots = report.plots(result, out_dir if mode.name != "full" else report.PLOTS)
+    print("plots: " + ", ".join(str(p) for p in plots))
+    if failed:
+        print(f"cases with errors: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
