@@ -25,16 +25,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from asyncpress.articles.schemas import ArticlesResponse
 from asyncpress.config import get_settings
-from asyncpress.errors import Unauthorized
+from asyncpress.deps import ResourcesDep, SessionDep
 from asyncpress.main import create_app
-from asyncpress.users import repository as users
-from asyncpress.users.schemas import LoginRequest, UserOut, UserResponse
+from asyncpress.security import Passwords
+from asyncpress.users import service
+from asyncpress.users.router import user_response
+from asyncpress.users.schemas import LoginRequest, UserResponse
 
 WAIT_S = 0.1
 
@@ -101,35 +101,26 @@ def ceiling() -> FastAPI:
     return app
 
 
+class PasswordsOnTheLoop(Passwords):
+    """asyncpress's password checks, but run on the event loop: what not to do."""
+
+    async def verify(self, stored_hash: str | None, password: str) -> bool:
+        if stored_hash is None:
+            return False
+        return self._check(stored_hash, password)  # blocks the loop, on purpose
+
+
 def blocking() -> FastAPI:
     settings = get_settings()
     app = create_app(settings)
-    hasher = PasswordHasher(
-        time_cost=settings.argon2_time_cost,
-        memory_cost=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism,
-    )
+    on_the_loop = PasswordsOnTheLoop(settings)
 
     @app.post("/bench/login-on-loop", response_model=UserResponse)
-    async def login_on_loop(request: Request, body: LoginRequest) -> UserResponse:
-        resources = request.app.state.resources
-        async with resources.sessionmaker() as session:
-            user = await users.by_email(session, body.user.email)
-        if user is None:
-            raise Unauthorized("email or password", "is invalid")
-        try:
-            hasher.verify(user.password_hash, body.user.password)  # on the loop, on purpose
-        except VerificationError as exc:
-            raise Unauthorized("email or password", "is invalid") from exc
-        token = resources.tokens.issue(user.id)
-        return UserResponse(
-            user=UserOut(
-                email=user.email,
-                token=token,
-                username=user.username,
-                bio=user.bio,
-                image=user.image,
-            )
-        )
+    async def login_on_loop(
+        body: LoginRequest, session: SessionDep, resources: ResourcesDep
+    ) -> UserResponse:
+        """``POST /api/users/login`` with the one difference: argon2 on the loop."""
+        user = await service.login(session, on_the_loop, body.user)
+        return user_response(user, resources.tokens.issue(user.id))
 
     return app

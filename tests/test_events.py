@@ -293,6 +293,15 @@ class TestProtocolErrors:
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1009  # message too big
 
+    async def test_websocket_compression_is_declined(self, served: Served) -> None:
+        # The client offers permessage-deflate, as browsers do; WS_COMPRESSION is off.
+        async with socket(f"{served.ws_base}/api/ws") as ws:
+            offered = ws.connection.request.headers["Sec-WebSocket-Extensions"]  # type: ignore[union-attr]
+            assert offered.startswith("permessage-deflate")
+            assert "Sec-WebSocket-Extensions" not in ws.connection.response.headers  # type: ignore[union-attr]
+            await ws.send({"type": "ping"})
+            assert await ws.recv() == {"type": "pong"}
+
     async def test_a_bad_or_reused_ticket_closes_the_socket(
         self, served: Served, http: httpx.AsyncClient
     ) -> None:

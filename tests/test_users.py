@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -8,6 +11,8 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
+from asyncpress.config import Settings
+from asyncpress.security import Passwords
 from tests.conftest import resources, row_count
 from tests.factories import Account, register, wrapped
 from tests.support.processes import TEST_SECRET
@@ -292,3 +297,28 @@ class TestUpdateUser:
             headers=account.headers,
         )
         assert response.status_code == 200
+
+
+async def test_passwords_are_hashed_in_their_own_low_priority_threads() -> None:
+    settings = Settings(
+        environment="development",
+        argon2_time_cost=1,
+        argon2_memory_kib=64,
+        hash_concurrency=2,
+        hash_nice=7,
+    )
+    before = set(threading.enumerate())  # other apps' pools may still be winding down
+    passwords = Passwords(settings)
+    try:
+        stored = await asyncio.gather(*(passwords.hash(f"secret {n}") for n in range(4)))
+        assert await passwords.verify(stored[0], "secret 0")
+        assert not await passwords.verify(stored[0], "secret 1")
+        hashing = [t for t in set(threading.enumerate()) - before if t.name.startswith("argon2")]
+        assert 1 <= len(hashing) <= 2
+        for thread in hashing:
+            assert thread.native_id is not None
+            assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == 7
+        # The event loop's own thread keeps its priority.
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0
+    finally:
+        passwords.close()

@@ -193,7 +193,7 @@ def seed(
     """Fill the database with realistic demo data (password of every user: password123)."""
     settings = _settings()
     report = asyncio.run(
-        _seed(
+        seed_database(
             settings,
             users=users,
             articles=articles,
@@ -208,7 +208,8 @@ def seed(
     console.print(f"seeded {summary} in {report.seconds:.1f} s")
 
 
-async def _seed(settings: Settings, *, quiet: bool, **sizes: int) -> SeedReport:
+async def seed_database(settings: Settings, *, quiet: bool, **sizes: int) -> SeedReport:
+    """Seed with the demo password; shared by ``asyncpress seed`` and the benchmark suite."""
     from anyio.to_thread import run_sync  # noqa: PLC0415
 
     from asyncpress.db import create_engine, create_sessionmaker  # noqa: PLC0415

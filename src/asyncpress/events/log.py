@@ -32,7 +32,8 @@ ADVISORY_LOCK_KEY = 0x61737970  # "asyp"
 PENDING = "asyncpress.events.pending"
 
 
-def _json(value: Any) -> str:
+def compact_json(value: Any) -> str:
+    """JSON without spaces: how events are stored and sent."""
     return json.dumps(value, separators=(",", ":"))
 
 
@@ -51,8 +52,8 @@ class LoggedEvent:
     def __post_init__(self) -> None:
         wire = {"type": "event", "id": self.id, "event": self.type, "time": self.time}
         document = {"id": self.id, "type": self.type, "time": self.time}
-        object.__setattr__(self, "wire_text", _json({**wire, "data": self.data}))
-        object.__setattr__(self, "document_text", _json({**document, "data": self.data}))
+        object.__setattr__(self, "wire_text", compact_json({**wire, "data": self.data}))
+        object.__setattr__(self, "document_text", compact_json({**document, "data": self.data}))
         frame = format_sse_event(data_str=self.document_text, event=self.type, id=str(self.id))
         object.__setattr__(self, "sse_frame", frame)
 
@@ -80,7 +81,7 @@ async def record(
             type=event_type,
             created_at=utcnow(),
             channels=" ".join(sorted(set(channels))),
-            data=_json(data),
+            data=compact_json(data),
         )
     )
     session.info[PENDING] = True

@@ -21,7 +21,7 @@ from asyncpress.events import tickets
 from asyncpress.events.channels import ChannelError, Viewer, routing_keys
 from asyncpress.events.guard import CUT_KEY
 from asyncpress.events.hub import RESET, TRY_AGAIN_LATER, Close, Connection, Hub, Replay
-from asyncpress.events.log import LoggedEvent
+from asyncpress.events.log import LoggedEvent, compact_json
 from asyncpress.resources import Resources
 from asyncpress.schemas import Schema
 from asyncpress.security import TokenError
@@ -103,7 +103,7 @@ async def open_stream(
 
 def _frame(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
     return format_sse_event(
-        data_str=json.dumps(data, separators=(",", ":")),
+        data_str=compact_json(data),
         event=event,
         id=None if event_id is None else str(event_id),
     )
@@ -216,7 +216,7 @@ class SocketSession:
     # sending
 
     async def _send(self, message: dict[str, Any] | str) -> None:
-        text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
+        text = message if isinstance(message, str) else compact_json(message)
         async with asyncio.timeout(self.send_timeout_s):
             await self.ws.send_text(text)
 

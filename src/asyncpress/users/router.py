@@ -18,7 +18,7 @@ from asyncpress.users.schemas import (
 router = APIRouter(tags=["User and Authentication"])
 
 
-def _user_response(user: User, token: str) -> UserResponse:
+def user_response(user: User, token: str) -> UserResponse:
     return UserResponse(
         user=UserOut(
             email=user.email, token=token, username=user.username, bio=user.bio, image=user.image
@@ -36,7 +36,7 @@ async def register(
     body: Annotated[NewUserRequest, Body()], session: SessionDep, resources: ResourcesDep
 ) -> UserResponse:
     user = await service.register(session, resources.passwords, body.user)
-    return _user_response(user, resources.tokens.issue(user.id))
+    return user_response(user, resources.tokens.issue(user.id))
 
 
 @router.post("/users/login", response_model=UserResponse)
@@ -44,12 +44,12 @@ async def login(
     body: Annotated[LoginRequest, Body()], session: SessionDep, resources: ResourcesDep
 ) -> UserResponse:
     user = await service.login(session, resources.passwords, body.user)
-    return _user_response(user, resources.tokens.issue(user.id))
+    return user_response(user, resources.tokens.issue(user.id))
 
 
 @router.get("/user", response_model=UserResponse)
 async def current(user: CurrentUser, request: Request) -> UserResponse:
-    return _user_response(user, _presented_token(request))
+    return user_response(user, _presented_token(request))
 
 
 @router.put("/user", response_model=UserResponse)
@@ -61,4 +61,4 @@ async def update(
     request: Request,
 ) -> UserResponse:
     updated = await service.update(session, resources.passwords, user.id, body.user)
-    return _user_response(updated, _presented_token(request))
+    return user_response(updated, _presented_token(request))
