@@ -32,10 +32,10 @@ SELECT a.slug, a.title, a.description, a.created_at, a.updated_at, a.favorites_c
        ARRAY(SELECT t.name FROM article_tags x JOIN tags t ON t.id = x.tag_id
              WHERE x.article_id = a.id ORDER BY t.name) AS tag_list,
        (SELECT count(*) FROM articles) AS articles_count
-FROM (SELECT id, slug, title, description, created_at, updated_at, favorites_count, author_id
-      FROM articles ORDER BY created_at DESC, id DESC LIMIT 20) AS a
+FROM articles a
 JOIN users u ON u.id = a.author_id
 ORDER BY a.created_at DESC, a.id DESC
+LIMIT 20
 """
 
 POOL_SIZE = 10

@@ -78,10 +78,13 @@ def endpoints_table(result: dict[str, Any]) -> list[str]:
         )
         goal, met = "", ""
         if target:
-            need_ratio = 0.7 if name in ("list", "feed", "tags") else None
-            goal = f"≥ {_n(target)}" + (f" and ≥ 0.70 {TIMES}" if need_ratio else "")
-            ok = c["rps"] >= target and (need_ratio is None or (ratio or 0) >= need_ratio)
-            met = "yes" if ok else "**no**"
+            # The absolute figures came with a ratio to the ceiling
+            # measured in the same run (what this machine allows): both shown.
+            met = "yes" if c["rps"] >= target else "**no**"
+            goal = f"≥ {_n(target)}"
+            if name in ("list", "feed", "tags"):
+                goal += f"; ≥ 0.70 {TIMES}"
+                met += "; " + ("yes" if (ratio or 0) >= 0.7 else "**no**")
         lines.append(f"| `{label}` | {_figures(c)} | {ratio_text} | {goal} | {met} |")
     return lines
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy.orm import RelationshipProperty
 
 from asyncpress.main import create_app
 from asyncpress.models import Base
+from asyncpress.schemas import iso_millis
 from tests.conftest import make_settings, resources
 from tests.support import contract
 from tests.support.postgres import PostgresServer
@@ -151,3 +153,19 @@ class TestDatabaseSettings:
         async with LifespanManager(app), resources(app).sessionmaker() as session:
             with pytest.raises(DBAPIError, match="statement timeout"):
                 await session.execute(text("SELECT pg_sleep(5)"))
+
+
+@pytest.mark.parametrize(
+    ("moment", "wire"),
+    [
+        (datetime(2016, 2, 18, 3, 22, 56, 637999, tzinfo=UTC), "2016-02-18T03:22:56.637Z"),
+        (datetime(2016, 2, 18, 3, 22, 56, tzinfo=UTC), "2016-02-18T03:22:56.000Z"),
+        # Another zone is shown in UTC; microseconds are cut, never rounded up.
+        (
+            datetime(2016, 2, 18, 5, 22, 56, 1999, tzinfo=timezone(timedelta(hours=2))),
+            "2016-02-18T03:22:56.001Z",
+        ),
+    ],
+)
+def test_timestamps_are_utc_with_milliseconds(moment: datetime, wire: str) -> None:
+    assert iso_millis(moment) == wire

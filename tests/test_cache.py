@@ -9,12 +9,16 @@ import pytest
 from anyio.to_thread import run_sync
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from asyncpress.articles.models import Article
 from asyncpress.cache import MemoryCache
 from asyncpress.config import Settings
+from asyncpress.db import utcnow
 from asyncpress.main import create_app
+from asyncpress.users.models import User
 from tests.conftest import count_statements, make_settings
-from tests.factories import create_article, register
+from tests.factories import Account, create_article, register
 from tests.support import contract
 from tests.support.processes import RedisServer
 
@@ -43,7 +47,7 @@ class TestInvalidation:
         alice = await register(client)
         bob = await register(client)
         slug = (await create_article(client, alice))["slug"]
-        assert await _statements_for(app, client, f"/api/articles/{slug}") == 2
+        assert await _statements_for(app, client, f"/api/articles/{slug}") == 1
         assert await _statements_for(app, client, f"/api/articles/{slug}") == 0
         await client.post(f"/api/articles/{slug}/favorite", headers=bob.headers)
         anon = (await client.get(f"/api/articles/{slug}")).json()["article"]
@@ -62,6 +66,89 @@ class TestInvalidation:
         assert (await client.get(f"/api/articles/{slug}")).json()["article"]["body"] == "After"
         await client.delete(f"/api/articles/{slug}", headers=alice.headers)
         assert (await client.get(f"/api/articles/{slug}")).status_code == 404
+
+
+async def _total(client: httpx.AsyncClient, url: str, account: Account | None = None) -> int:
+    response = await client.get(url, headers=account.headers if account else None)
+    assert response.status_code == 200
+    count: int = response.json()["articlesCount"]
+    return count
+
+
+async def _insert_behind_the_api(app: FastAPI, author: str) -> None:
+    """An article written straight into the database, as a script by hand would."""
+    resources = app.state.resources
+    async with resources.sessionmaker() as session:
+        author_id = (await session.execute(select(User.id).where(User.username == author))).scalar()
+        now = utcnow()
+        session.add(
+            Article(
+                slug=f"by-hand-{now.timestamp()}",
+                title="By hand",
+                description="d",
+                body="b",
+                author_id=author_id,
+                favorites_count=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await session.commit()
+
+
+class TestCounts:
+    """``articlesCount`` is kept in the cache; every API write that can change it retires it."""
+
+    async def test_a_kept_count_is_served_until_a_write_through_the_api(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        alice = await register(client)
+        await create_article(client, alice)
+        assert await _total(client, "/api/articles") == 1
+        # The rows are always read; the count is the kept one (docs/operations.md).
+        await _insert_behind_the_api(app, alice.username)
+        page = (await client.get("/api/articles")).json()
+        assert (len(page["articles"]), page["articlesCount"]) == (2, 1)
+        await create_article(client, alice)
+        assert await _total(client, "/api/articles") == 3
+
+    async def test_every_kind_of_write_refreshes_the_counts_it_changes(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        alice = await register(client)
+        bob = await register(client)
+        slug = (await create_article(client, alice, tagList=["old"]))["slug"]
+        by_tag = "/api/articles?tag=new"
+        assert await _total(client, by_tag) == 0
+        edit = {"article": {"tagList": ["new"]}}
+        await client.put(f"/api/articles/{slug}", json=edit, headers=alice.headers)
+        assert await _total(client, by_tag) == 1
+
+        fans = f"/api/articles?favorited={bob.username}"
+        assert await _total(client, fans) == 0
+        await client.post(f"/api/articles/{slug}/favorite", headers=bob.headers)
+        assert await _total(client, fans) == 1
+        await client.delete(f"/api/articles/{slug}/favorite", headers=bob.headers)
+        assert await _total(client, fans) == 0
+
+        assert await _total(client, "/api/articles/feed", bob) == 0
+        await client.post(f"/api/profiles/{alice.username}/follow", headers=bob.headers)
+        assert await _total(client, "/api/articles/feed", bob) == 1
+        await client.delete(f"/api/profiles/{alice.username}/follow", headers=bob.headers)
+        assert await _total(client, "/api/articles/feed", bob) == 0
+
+        renamed = "/api/articles?author=alice-renamed"
+        assert await _total(client, renamed) == 0
+        rename = {"user": {"username": "alice-renamed"}}
+        assert (await client.put("/api/user", json=rename, headers=alice.headers)).is_success
+        assert await _total(client, renamed) == 1
+
+        items = {"articles": [{"title": "Imported", "description": "d", "body": "b"}]}
+        await client.post("/api/articles/import", json=items, headers=alice.headers)
+        assert await _total(client, "/api/articles") == 2
+        await client.delete(f"/api/articles/{slug}", headers=alice.headers)
+        assert await _total(client, "/api/articles") == 1
+        assert await _total(client, by_tag) == 0
 
 
 async def test_memory_entries_expire() -> None:
@@ -120,6 +207,17 @@ class TestRedis:
         await create_article(client_b, alice, tagList=["fresh"])  # B's write invalidates for A
         assert sorted((await client_a.get("/api/tags")).json()["tags"]) == ["fresh", "shared"]
 
+    async def test_a_write_through_one_worker_refreshes_counts_kept_by_another(
+        self, two_apps: list[tuple[FastAPI, httpx.AsyncClient]]
+    ) -> None:
+        (_, client_a), (_, client_b) = two_apps
+        alice = await register(client_a)
+        await create_article(client_a, alice)
+        assert await _total(client_a, "/api/articles") == 1
+        assert await _total(client_b, "/api/articles") == 1
+        await create_article(client_b, alice)
+        assert await _total(client_a, "/api/articles") == 2
+
     async def test_a_redis_outage_degrades_to_the_database(
         self, two_apps: list[tuple[FastAPI, httpx.AsyncClient]], redis_server: RedisServer
     ) -> None:
@@ -129,7 +227,7 @@ class TestRedis:
         await run_sync(redis_server.kill)
         for _ in range(3):
             assert await _statements_for(app_a, client_a, "/api/tags") == 1  # straight to the DB
-            assert await _statements_for(app_a, client_a, f"/api/articles/{slug}") == 2
+            assert await _statements_for(app_a, client_a, f"/api/articles/{slug}") == 1
         await run_sync(redis_server.start)
         await client_a.get("/api/tags")
         assert await _statements_for(app_a, client_a, "/api/tags") == 0  # caching again

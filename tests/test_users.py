@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from asyncpress.config import Settings
-from asyncpress.security import Passwords
+from asyncpress.security import Passwords, TokenError, Tokens
 from tests.conftest import resources, row_count
 from tests.factories import Account, register, wrapped
 from tests.support.processes import TEST_SECRET
@@ -322,3 +323,27 @@ async def test_passwords_are_hashed_in_their_own_low_priority_threads() -> None:
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0
     finally:
         passwords.close()
+
+
+class TestRememberedTokens:
+    def test_a_remembered_token_still_expires(self) -> None:
+        tokens = Tokens(TEST_SECRET, ttl_s=60)
+        expires = int(time.time()) + 2  # JWT expiries are whole seconds
+        token = tokens.issue(7, now=datetime.fromtimestamp(expires - 60, UTC))
+        assert tokens.user_id(token) == 7  # verified, then remembered
+        assert tokens.user_id(token) == 7
+        time.sleep(expires - time.time() + 0.05)
+        with pytest.raises(TokenError):
+            tokens.user_id(token)
+
+    def test_a_bad_token_is_never_remembered_and_memory_is_bounded(self) -> None:
+        tokens = Tokens(TEST_SECRET, ttl_s=60)
+        tokens.REMEMBERED = 3
+        issued = [tokens.issue(n) for n in range(5)]
+        assert [tokens.user_id(t) for t in issued] == [0, 1, 2, 3, 4]
+        assert len(tokens._verified) == 3
+        forged = Tokens("another secret " + "x" * 32, ttl_s=60).issue(1)
+        for _ in range(2):
+            with pytest.raises(TokenError):
+                tokens.user_id(forged)
+        assert forged not in tokens._verified

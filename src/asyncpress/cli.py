@@ -212,7 +212,11 @@ async def seed_database(settings: Settings, *, quiet: bool, **sizes: int) -> See
     """Seed with the demo password; shared by ``asyncpress seed`` and the benchmark suite."""
     from anyio.to_thread import run_sync  # noqa: PLC0415
 
-    from asyncpress.db import create_engine, create_sessionmaker  # noqa: PLC0415
+    from asyncpress.db import (  # noqa: PLC0415
+        create_engine,
+        create_sessionmaker,
+        refresh_statistics,
+    )
     from asyncpress.security import Passwords  # noqa: PLC0415
     from asyncpress.seed import SEED_PASSWORD, seed  # noqa: PLC0415
 
@@ -234,7 +238,11 @@ async def seed_database(settings: Settings, *, quiet: bool, **sizes: int) -> See
 
         try:
             async with create_sessionmaker(engine)() as session:
-                return await seed(session, password_hash=password_hash, progress=progress, **sizes)
+                report = await seed(
+                    session, password_hash=password_hash, progress=progress, **sizes
+                )
+            await refresh_statistics(engine)
+            return report
         finally:
             await engine.dispose()
 

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     tags_cache_s: float = Field(default=30.0, ge=0)
     article_cache_s: float = Field(default=60.0, ge=0)
+    articles_count_cache_s: float = Field(default=30.0, ge=0)
 
     preview_timeout_s: float = Field(default=5.0, gt=0)
     preview_deadline_s: float = Field(default=8.0, gt=0)

@@ -11,9 +11,9 @@ from pydantic.alias_generators import to_camel
 
 def iso_millis(value: datetime) -> str:
     """``2016-02-18T03:22:56.637Z``: UTC, milliseconds, ``Z``."""
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    # isoformat is C code (strftime plus formatting took three times as long);
+    # it truncates to milliseconds, and a UTC time ends in "+00:00".
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_millis, return_type=str)]

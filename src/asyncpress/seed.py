@@ -296,14 +296,21 @@ async def _seed_articles(
 
 
 async def _seed_article_tags(
-    session: AsyncSession, plan: _Plan, article_ids: list[int], tag_ids: dict[str, int]
+    session: AsyncSession,
+    plan: _Plan,
+    article_ids: list[int],
+    created_times: list[datetime],
+    tag_ids: dict[str, int],
 ) -> int:
     # A few tags are far more popular than the rest, as on a real site.
     weights = [1.0 / (rank + 1) for rank in range(len(TAGS))]
     rows: list[dict[str, Any]] = []
-    for article_id in article_ids:
+    for article_id, created in zip(article_ids, created_times, strict=True):
         chosen = set(plan.rng.choices(TAGS, weights=weights, k=plan.rng.randint(1, 3)))
-        rows.extend({"article_id": article_id, "tag_id": tag_ids[name]} for name in chosen)
+        rows.extend(
+            {"article_id": article_id, "tag_id": tag_ids[name], "article_created_at": created}
+            for name in chosen
+        )
     await insert_rows(session, article_tags, rows, plan.progress)
     return len(rows)
 
@@ -375,7 +382,9 @@ async def seed(
     fav_counts = Counter(article_idx for _, article_idx in pairs)
     article_ids, created = await _seed_articles(session, plan, user_ids, fav_counts)
     report.counts["articles"] = len(article_ids)
-    report.counts["article_tags"] = await _seed_article_tags(session, plan, article_ids, tag_ids)
+    report.counts["article_tags"] = await _seed_article_tags(
+        session, plan, article_ids, created, tag_ids
+    )
     report.counts["comments"] = await _seed_comments(session, plan, user_ids, article_ids, created)
     favorite_rows = [
         {"user_id": user_ids[u], "article_id": article_ids[a], "created_at": plan.now}

@@ -113,7 +113,7 @@ async def _write(session: AsyncSession, author_id: int, items: list[NewArticle])
             )
             tag_ids.update({row[0]: row[1] for row in found.all()})
         links = [
-            {"article_id": article_id, "tag_id": tag_ids[tag]}
+            {"article_id": article_id, "tag_id": tag_ids[tag], "article_created_at": now}
             for article_id, item in zip(ids, items, strict=True)
             for tag in item.tag_list
         ]

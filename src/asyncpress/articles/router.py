@@ -5,8 +5,10 @@ from typing import Annotated, Literal
 from anyio.to_thread import run_sync
 from fastapi import APIRouter, BackgroundTasks, Body, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.articles import bulk, export, service
+from asyncpress.articles.counts import GENERATION_KEY as COUNTS_KEY
 from asyncpress.articles.repository import ArticleRecord, Filters
 from asyncpress.articles.schemas import (
     ArticleListItem,
@@ -18,6 +20,7 @@ from asyncpress.articles.schemas import (
 )
 from asyncpress.deps import AuthUserId, CurrentUser, ResourcesDep, SessionDep, ViewerId
 from asyncpress.pagination import Limit, Offset
+from asyncpress.resources import Resources
 from asyncpress.schemas import Schema
 from asyncpress.stats.router import STATS_KEY
 from asyncpress.tags.router import TAGS_KEY
@@ -38,10 +41,26 @@ def _page(records: list[ArticleRecord], total: int) -> ArticlesResponse:
 # Declared before "/{slug}" so that "feed" is never taken for a slug.
 @router.get("/feed", response_model=ArticlesResponse, tags=["Articles"])
 async def feed(
-    session: SessionDep, user_id: AuthUserId, limit: Limit = 20, offset: Offset = 0
+    session: SessionDep,
+    user_id: AuthUserId,
+    resources: ResourcesDep,
+    limit: Limit = 20,
+    offset: Offset = 0,
 ) -> ArticlesResponse:
+    return await _list(session, resources, Filters(feed_of=user_id), user_id, limit, offset)
+
+
+async def _list(
+    session: AsyncSession,
+    resources: Resources,
+    filters: Filters,
+    viewer_id: int | None,
+    limit: int,
+    offset: int,
+) -> ArticlesResponse:
+    ttl = resources.settings.articles_count_cache_s
     records, total = await service.list_articles(
-        session, Filters(feed_of=user_id), user_id, limit, offset
+        session, resources.cache, ttl, filters, viewer_id, limit, offset
     )
     return _page(records, total)
 
@@ -95,7 +114,7 @@ async def import_articles(
     body = await request.body()  # bounded by MAX_IMPORT_BODY_BYTES
     items = await run_sync(bulk.parse, body, ndjson)  # 422 (InvalidFields) names each item
     slugs = await bulk.import_articles(session, user.id, items)
-    await resources.cache.invalidate(STATS_KEY, TAGS_KEY)
+    await resources.cache.invalidate(STATS_KEY, TAGS_KEY, COUNTS_KEY)
     return ImportResponse(imported=len(slugs), slugs=slugs)
 
 
@@ -103,6 +122,7 @@ async def import_articles(
 async def list_articles(
     session: SessionDep,
     viewer_id: ViewerId,
+    resources: ResourcesDep,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     author: Annotated[str | None, Query(max_length=64)] = None,
     favorited: Annotated[str | None, Query(max_length=64)] = None,
@@ -110,8 +130,7 @@ async def list_articles(
     offset: Offset = 0,
 ) -> ArticlesResponse:
     filters = Filters(tag=tag, author=author, favorited=favorited)
-    records, total = await service.list_articles(session, filters, viewer_id, limit, offset)
-    return _page(records, total)
+    return await _list(session, resources, filters, viewer_id, limit, offset)
 
 
 @router.post(
@@ -125,7 +144,7 @@ async def create_article(
     background: BackgroundTasks,
 ) -> ArticleResponse:
     record = await service.create(session, user, body.article)
-    await resources.cache.invalidate(TAGS_KEY)
+    await resources.cache.invalidate(TAGS_KEY, COUNTS_KEY)
     background.add_task(resources.previews.warm, record.body or "")
     return _one(record)
 
@@ -160,7 +179,9 @@ async def update_article(
     background: BackgroundTasks,
 ) -> ArticleResponse:
     record = await service.update(session, user.id, slug, body.article)
-    await resources.cache.invalidate(article_key(slug), article_key(record.slug), TAGS_KEY)
+    await resources.cache.invalidate(
+        article_key(slug), article_key(record.slug), TAGS_KEY, COUNTS_KEY
+    )
     if body.article.body is not None:
         background.add_task(resources.previews.warm, record.body or "")
     return _one(record)
@@ -171,7 +192,7 @@ async def delete_article(
     slug: str, session: SessionDep, user: CurrentUser, resources: ResourcesDep
 ) -> Response:
     await service.delete(session, user.id, slug)
-    await resources.cache.invalidate(article_key(slug), TAGS_KEY)
+    await resources.cache.invalidate(article_key(slug), TAGS_KEY, COUNTS_KEY)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -184,7 +205,7 @@ async def favorite(
     background: BackgroundTasks,
 ) -> ArticleResponse:
     record = await service.set_favorite(session, user, slug, favorite=True)
-    await resources.cache.invalidate(article_key(slug))
+    await resources.cache.invalidate(article_key(slug), COUNTS_KEY)
     background.add_task(resources.outbox.kick)
     return _one(record)
 
@@ -194,5 +215,5 @@ async def unfavorite(
     slug: str, session: SessionDep, user: CurrentUser, resources: ResourcesDep
 ) -> ArticleResponse:
     record = await service.set_favorite(session, user, slug, favorite=False)
-    await resources.cache.invalidate(article_key(slug))
+    await resources.cache.invalidate(article_key(slug), COUNTS_KEY)
     return _one(record)

@@ -8,12 +8,13 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncpress.articles import repository
+from asyncpress.articles import counts, repository
 from asyncpress.articles.models import Article
 from asyncpress.articles.repository import ArticleRecord, Filters
 from asyncpress.articles.schemas import ArticleUpdate, NewArticle
 from asyncpress.articles.slugs import first_free, slugify
-from asyncpress.db import begin_write, utcnow
+from asyncpress.cache import Cached
+from asyncpress.db import begin_write, release, utcnow
 from asyncpress.errors import Forbidden, NotFound
 from asyncpress.events import publish as events
 from asyncpress.notifications import service as notifications
@@ -32,18 +33,21 @@ def _slug_conflict(exc: IntegrityError) -> bool:
 
 
 async def list_articles(
-    session: AsyncSession, filters: Filters, viewer_id: int | None, limit: int, offset: int
+    session: AsyncSession,
+    cache: Cached,
+    count_ttl_s: float,
+    filters: Filters,
+    viewer_id: int | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[ArticleRecord], int]:
-    total = await repository.count(session, filters)
-    page = await repository.records(
-        session,
-        viewer_id=viewer_id,
-        where=filters.where(),
-        limit=limit,
-        offset=offset,
-        with_body=False,
-    )
-    return page, total
+    """A page and the count of every match, the count from the cache when kept."""
+    key, kept = await counts.lookup(cache, filters, count_ttl_s)
+    records, total = await repository.page(session, filters, viewer_id, limit, offset, kept)
+    if kept is None:
+        await release(session)  # no connection held across a cache write
+        await counts.keep(cache, key, total, count_ttl_s)
+    return records, total
 
 
 async def get(session: AsyncSession, slug: str, viewer_id: int | None) -> ArticleRecord:
@@ -86,7 +90,7 @@ async def create(session: AsyncSession, author: User, data: NewArticle) -> Artic
         )
         session.add(article)
         await session.flush()
-        await repository.set_tags(session, article.id, data.tag_list)
+        await repository.set_tags(session, article.id, article.created_at, data.tag_list)
         # Everything the response shows is known here; no need to read it back.
         created = ArticleRecord(
             id=article.id,
@@ -141,7 +145,7 @@ async def update(
         article.updated_at = utcnow()
         await session.flush()
         if data.tag_list is not None:
-            await repository.set_tags(session, article.id, data.tag_list)
+            await repository.set_tags(session, article.id, article.created_at, data.tag_list)
         updated = await get(session, article.slug, user_id)
         await events.article_updated(session, updated, old_slug=slug)
         return updated

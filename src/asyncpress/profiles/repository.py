@@ -2,35 +2,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, false, select
+from sqlalchemy import ColumnElement, Integer, String, bindparam, delete, exists, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncpress.db import insert_ignoring_conflicts
+from asyncpress.db import Prepared, insert_ignoring_conflicts
 from asyncpress.profiles.models import Follow
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.users.models import User
 
 
-def following_expr(viewer_id: int | None, author_id: Any) -> ColumnElement[bool]:
-    """Whether the viewer follows the user whose id is ``author_id`` (a column)."""
+def following_expr(viewer_id: Any, author_id: Any) -> ColumnElement[bool]:
+    """Whether the viewer (an id, a bound parameter or None) follows ``author_id`` (a column)."""
     if viewer_id is None:
         return false()
     return exists().where(Follow.follower_id == viewer_id, Follow.followee_id == author_id)
 
 
 def profile_from_row(row: Any) -> ProfileOut:
-    """The author profile of a row that selected username, bio, image and following."""
+    """The profile in a row (read by column name) with username, bio, image and following."""
     return ProfileOut(
-        username=row.username, bio=row.bio, image=row.image, following=bool(row.following)
+        username=row["username"],
+        bio=row["bio"],
+        image=row["image"],
+        following=bool(row["following"]),
     )
 
 
+_PROFILE = Prepared(
+    select(
+        User.username,
+        User.bio,
+        User.image,
+        following_expr(bindparam("viewer", type_=Integer), User.id).label("following"),
+    ).where(User.username == bindparam("username", type_=String))
+)
+
+
 async def profile(session: AsyncSession, username: str, viewer_id: int | None) -> ProfileOut | None:
-    stmt = select(
-        User.username, User.bio, User.image, following_expr(viewer_id, User.id).label("following")
-    ).where(User.username == username)
-    row = (await session.execute(stmt)).one_or_none()
-    return None if row is None else profile_from_row(row)
+    rows = await _PROFILE.rows(session, {"username": username, "viewer": viewer_id})
+    return profile_from_row(rows[0]) if rows else None
 
 
 async def user_by_username(session: AsyncSession, username: str) -> User | None:

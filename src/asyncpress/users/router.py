@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, status
 
+from asyncpress.articles import counts
 from asyncpress.deps import CurrentUser, ResourcesDep, SessionDep
 from asyncpress.users import service
 from asyncpress.users.models import User
@@ -61,4 +62,6 @@ async def update(
     request: Request,
 ) -> UserResponse:
     updated = await service.update(session, resources.passwords, user.id, body.user)
+    if updated.username != user.username:  # counts by ?author= and ?favorited=
+        await counts.changed(resources.cache)
     return user_response(updated, _presented_token(request))
