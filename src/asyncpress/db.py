@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from asyncpress.config import Settings
+from asyncpress.pool import FairAsyncPool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -99,6 +100,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_s,
+            poolclass=FairAsyncPool,
             connect_args={"timeout": 15},
         )
         _install_sqlite_hooks(engine)
@@ -112,6 +114,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
+        poolclass=FairAsyncPool,
         connect_args={"server_settings": server_settings},
     )
     event.listen(engine.sync_engine, "checkout", _replace_if_closed)
