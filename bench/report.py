@@ -20,6 +20,7 @@ BEGIN, END = "<!-- suite:begin -->", "<!-- suite:end -->"
 ENDPOINTS = {
     # case: (what is requested, target req/s, ceiling case)
     "list": ("GET /api/articles?limit=20", 1200, "ceiling_database"),
+    "list_counting": ("GET /api/articles?limit=20, no count cache", None, "ceiling_database"),
     "list_by_tag": ("GET /api/articles?limit=20&tag=…", None, "ceiling_database"),
     "feed": ("GET /api/articles/feed?limit=20", 1200, "ceiling_database"),
     "article": ("GET /api/articles/{slug}", 3000, "ceiling_small_dict"),

@@ -357,9 +357,13 @@ def scenario_endpoints(b: Bench) -> None:
         )
     runs = [_db_ceiling(b) for _ in range(b.mode.runs)]
     b.record("endpoints", "ceiling_database", runs, concurrency=64)
+    loads = endpoint_loads(b.fixtures)
     with b.server("asyncpress") as (base, pid):
-        for name, load in endpoint_loads(b.fixtures).items():
+        for name, load in loads.items():
             b.measure("endpoints", name, base, load, pid)
+    # The list as the database ceiling does it: the count on every page.
+    with b.server("asyncpress-counting", ARTICLES_COUNT_CACHE_S="0") as (base, pid):
+        b.measure("endpoints", "list_counting", base, loads["list"], pid)
 
 
 def _db_ceiling(b: Bench) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def test_the_suite_runs_every_scenario_and_reports_it(tmp_path: Path) -> None:
     assert all(by_scenario.values()), {k: len(v) for k, v in by_scenario.items()}
     assert [c["name"] for c in result["cases"] if c["errors"]] == []
     names = {c["name"]: c for c in result["cases"]}
-    for name in ("ceiling_small_dict", "ceiling_database", "list", "tags", "async_c50"):
+    for name in ("ceiling_small_dict", "ceiling_database", "list", "list_counting", "tags"):
         assert names[name]["rps"] > 0, name
     # The async case waits 100 ms per request: its median latency shows it.
     assert names["async_c50"]["p50_ms"] >= 100
