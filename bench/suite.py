@@ -72,7 +72,7 @@ class Mode:
 
 MODES = {
     "full": Mode("full", 8, 2, 3, 1.0, 5, 15, None),
-    "quick": Mode("quick", 2, 1, 1, 1.0, 2, 3, 4),
+    "quick": Mode("quick", 2, 0, 1, 1.0, 2, 3, 4),
     "dry": Mode("dry", 1, 0, 1, 0.02, 1, 1, 0),
 }
 
