@@ -432,7 +432,7 @@ def scenario_blocking(b: Bench) -> None:
     # 16 clients that log in without pause keep 16 logins queued at the
     # 1 to 2 logins/s the hashing threads get (they yield to the loop): each
     # waits 8 to 15 s. The production deadline (REQUEST_TIMEOUT_S, 15 s)
-    # would answer some of them 503; this server allows 60 s, so that the
+    # would answer some of them 504; this server allows 60 s, so that the
     # storm runs without errors and the figures show what it costs.
     with b.server("asyncpress-blocking", "bench.apps:blocking", REQUEST_TIMEOUT_S="60") as (
         base,
