@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import exc
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from asyncpress.pool import FairAsyncPool
@@ -31,7 +31,9 @@ async def one_connection(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def _queue_behind(engine: AsyncEngine, order: list[str]) -> tuple[asyncio.Task[None], object]:
+async def _queue_behind(
+    engine: AsyncEngine, order: list[str]
+) -> tuple[asyncio.Task[None], AsyncConnection]:
     """Hold the only connection and start a task that waits for it."""
     held = await engine.connect()
 
@@ -55,7 +57,7 @@ async def test_a_newcomer_does_not_overtake_a_waiter(
     order: list[str] = []
     try:
         task, held = await _queue_behind(engine, order)
-        await held.close()  # type: ignore[attr-defined]
+        await held.close()
         async with engine.connect():  # asks before the waiter has run again
             order.append("newcomer")
         await task
@@ -70,7 +72,7 @@ async def test_a_connection_handed_to_a_cancelled_waiter_is_passed_on(
 ) -> None:
     order: list[str] = []
     task, held = await _queue_behind(one_connection, order)
-    await held.close()  # type: ignore[attr-defined]  # handed to the waiting task...
+    await held.close()  # handed to the waiting task...
     task.cancel()  # ...which is cancelled before it runs
     with pytest.raises(asyncio.CancelledError):
         await task

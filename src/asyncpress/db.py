@@ -179,12 +179,12 @@ class Prepared:
         return self._compiled
 
     async def rows(self, session: AsyncSession, params: dict[str, Any]) -> Sequence[Any]:
-        connection = await session.connection()
-        if connection.dialect.name != "postgresql":
+        if dialect_of(session) != "postgresql":
             mappings: Sequence[Any] = (
                 (await session.execute(self.statement, params)).mappings().all()
             )
             return mappings
+        connection = await session.connection()
         sql, names = self._postgresql(connection.dialect)
         args = tuple(params[name] for name in names)
         sync = connection.sync_connection
