@@ -127,6 +127,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # Delivery runs only in the tests about it (they turn it on), so the
         # API tests stay deterministic; nothing is ever written to the repo.
         "outbox_in_process": False,
+        # In-process apps share the test runner's process: its objects are not
+        # the app's to freeze. Served apps (real processes) keep the default.
+        "gc_freeze": False,
         "mailbox_dir": tempfile.mkdtemp(prefix="mailbox-", dir=_MAILBOXES.name),
     }
     values.update(overrides)

@@ -20,12 +20,32 @@ from tests.support.live import Served, socket, sse
 
 
 @pytest.fixture
-def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
+def served(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The app; ``indirect`` param "queued" turns direct socket writes off."""
     if "asyncpg" in database_url:
         asyncio.run(_empty_postgres(database_url))
-    app = Served(database_url, tmp_path, "app", EVENTS_HEARTBEAT_S="0.5")
+    direct = getattr(request, "param", "direct") == "direct"
+    app = Served(
+        database_url,
+        tmp_path,
+        "app",
+        EVENTS_HEARTBEAT_S="0.5",
+        EVENTS_DIRECT_WRITES=str(direct).lower(),
+    )
     yield app
     app.process.stop()
+
+
+def _check_delivery_path(served: Served) -> None:
+    """Events went straight to idle sockets, or (turned off) all through the queues."""
+    counts = served.metric("asyncpress_events_process_total")
+    delivered = counts['asyncpress_events_process_total{what="delivered"}']
+    direct = counts['asyncpress_events_process_total{what="direct"}']
+    assert delivered > 0
+    if served.env["EVENTS_DIRECT_WRITES"] == "true":
+        assert direct > 0
+    else:
+        assert direct == 0
 
 
 @pytest.fixture
@@ -50,6 +70,9 @@ async def _sql(database_url: str, statement: str) -> None:
         await engine.dispose()
 
 
+# Both ways to a subscriber: written straight to an idle socket (asyncpress.events.wire)
+# and through the stream's queue and ASGI.
+@pytest.mark.parametrize("served", ["direct", "queued"], indirect=True)
 class TestDelivery:
     async def test_each_write_reaches_its_channels_in_rest_shapes(
         self, served: Served, http: httpx.AsyncClient
@@ -159,6 +182,7 @@ class TestDelivery:
             # ben's feed never saw cat's article.
             await create_article(http, ann, title="Second")
             assert (await ben_ws.event())["data"]["article"]["slug"] == "second"
+        _check_delivery_path(served)
 
     async def test_sse_resumes_after_last_event_id_exactly(
         self, served: Served, http: httpx.AsyncClient, database_url: str
@@ -209,6 +233,7 @@ class TestDelivery:
         # An id from the future (another database?) is a reset too.
         async with sse(http, "/api/events?channels=global&lastEventId=99999") as future:
             assert (await future.next()).event == "reset"
+        _check_delivery_path(served)
 
     async def test_ws_subscribe_replays_after_last_event_id(
         self, served: Served, http: httpx.AsyncClient
@@ -237,6 +262,7 @@ class TestDelivery:
             assert extra["data"]["article"]["slug"] == "two"
             await ws.send({"type": "ping"})
             assert await ws.recv() == {"type": "pong"}  # nothing else was queued
+        _check_delivery_path(served)
 
 
 class TestProtocolErrors:
@@ -385,3 +411,12 @@ async def test_the_stream_is_documented_as_server_sent_events(client: httpx.Asyn
     spec = (await client.get("/openapi.json")).json()
     ok = spec["paths"]["/api/events"]["get"]["responses"]["200"]
     assert list(ok["content"]) == ["text/event-stream"]
+
+
+def test_a_served_process_freezes_its_startup_and_reports_collections(served: Served) -> None:
+    figures = served.metric("asyncpress_gc_")
+    assert figures["asyncpress_gc_frozen_objects"] > 10_000  # modules, models, the app
+    # freeze_startup ran one full collection, timed by the meter installed before it.
+    assert figures['asyncpress_gc_collections_total{generation="2"}'] >= 1
+    assert figures['asyncpress_gc_pause_seconds_max{generation="2"}'] > 0
+    assert figures['asyncpress_gc_policy_total{what="freezes"}'] == 0  # no burst of streams yet

@@ -51,6 +51,8 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
+    from asyncpress.events.wire import HTTP_PROTOCOL, WS_PROTOCOL  # noqa: PLC0415
+
     settings = _settings()
     uvicorn.run(
         factory,
@@ -62,7 +64,10 @@ def serve(
         log_level=settings.log_level.lower(),
         # Event streams are told to end at once; this bounds the wait for them.
         timeout_graceful_shutdown=settings.shutdown_grace_s,
-        ws=settings.ws_implementation,
+        # uvicorn's own protocols, extended to let the hub write events
+        # straight to idle streams (asyncpress.events.wire).
+        http=HTTP_PROTOCOL,
+        ws=WS_PROTOCOL if settings.ws_implementation == "websockets-sansio" else "websockets",
         ws_per_message_deflate=settings.ws_compression,
         # Client messages are small control messages; refuse big ones (close 1009)
         # before they are parsed on the event loop.

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     events_keep_count: int = Field(default=10_000, ge=1)
     events_keep_hours: float = Field(default=24.0, ge=0)
     events_ticket_ttl_s: float = Field(default=60.0, gt=0)
+    # Write an event straight to an idle stream's socket (asyncpress.events.wire).
+    events_direct_writes: bool = True
+    # Keep full garbage collections short with thousands of streams open
+    # (asyncpress.events.collector).
+    gc_freeze: bool = True
     shutdown_grace_s: int = Field(default=10, ge=1)
     ws_implementation: Literal["websockets", "websockets-sansio"] = "websockets-sansio"
     # permessage-deflate keeps a compressor per connection and compresses each

@@ -27,6 +27,7 @@ from asyncpress.notifications.router import router as notifications_router
 from asyncpress.notifications.transport import transport_for
 from asyncpress.ops.body_limit import BodyLimitMiddleware
 from asyncpress.ops.deadline import DeadlineMiddleware
+from asyncpress.ops.gc_pauses import PAUSES
 from asyncpress.ops.router import router as ops_router
 from asyncpress.ops.timing import ServerTimingMiddleware
 from asyncpress.previews.fetch import Fetcher
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logging.getLogger("uvicorn.error").addFilter(quiet)
         if settings.outbox_in_process:
             outbox.start()
+        PAUSES.install()
+        if hub.collector is not None:
+            hub.collector.freeze_startup()  # once, before anything is served
         log.info("asyncpress %s started on %s", __version__, engine.dialect.name)
         try:
             yield

@@ -23,6 +23,7 @@ class Served:
     """``asyncpress serve`` in its own process on a free 127.0.0.1 port."""
 
     def __init__(self, database_url: str, logs: Path, name: str, **env: str) -> None:
+        self.env = env
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"

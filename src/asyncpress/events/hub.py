@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import gc
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +32,9 @@ from sqlalchemy.orm import Session
 from asyncpress.config import Settings
 from asyncpress.events import log
 from asyncpress.events.channels import FEED, Viewer
+from asyncpress.events.collector import Collector
 from asyncpress.events.log import PENDING, LoggedEvent
+from asyncpress.events.wire import DirectWriter
 from asyncpress.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
@@ -76,6 +80,12 @@ class Replay:
 Outgoing = LoggedEvent | Replay | Close | dict[str, Any]
 
 
+class Offered(enum.Enum):
+    REFUSED = "refused"  # the stream is closing, or was just cut off for a full queue
+    QUEUED = "queued"  # the stream's sender will send it
+    WRITTEN = "written"  # written straight to the socket (asyncpress.events.wire)
+
+
 @dataclass(eq=False, slots=True)
 class Connection:
     kind: str
@@ -88,18 +98,36 @@ class Connection:
     closing: Close | None = None
     # Set by the sender: cuts a send that is stuck on a client that stopped reading.
     cut: Callable[[], None] | None = None
+    # Set by the router when the server offers one (asyncpress.events.wire).
+    direct: DirectWriter | None = None
+    # True while the sender waits for the queue: nothing of this stream is in flight.
+    idle: bool = False
+    era: int = 0  # see asyncpress.events.collector
 
-    def offer(self, item: Outgoing) -> bool:
-        """Queue an outgoing item; a full queue cuts the connection off."""
+    def offer(self, item: Outgoing) -> Offered:
+        """Send or queue an outgoing item; a full queue cuts the connection off.
+
+        An event goes straight to the socket when nothing is queued or being
+        sent ahead of it; everything else keeps its place in the queue.
+        """
         if self.closing is not None:
-            return False
+            return Offered.REFUSED
+        if (
+            self.idle
+            and self.direct is not None
+            and type(item) is LoggedEvent
+            and self.queue.empty()
+            and self.direct.ready()
+        ):
+            self.direct.write_event(item)
+            return Offered.WRITTEN
         if self.queue.qsize() >= self.limit:
             self.finish(TRY_AGAIN_LATER, "client is not reading fast enough")
             if self.cut is not None:
                 self.cut()
-            return False
+            return Offered.REFUSED
         self.queue.put_nowait(item)
-        return True
+        return Offered.QUEUED
 
     def finish(self, code: int, reason: str) -> None:
         """End the stream after what is already queued."""
@@ -121,9 +149,16 @@ class Hub:
         self._redis = (
             redis_client(settings.redis_url, 0.25) if settings.redis_url is not None else None
         )
+        self.collector = Collector() if settings.gc_freeze else None
         self.shutting_down = False
         self.redis_connected = False
-        self.counters = {"delivered": 0, "dropped": 0, "published": 0, "publish_failed": 0}
+        self.counters = {
+            "delivered": 0,
+            "direct": 0,
+            "dropped": 0,
+            "published": 0,
+            "publish_failed": 0,
+        }
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
@@ -140,6 +175,8 @@ class Hub:
         self._spawn(self._prune_forever(), "prune")
         if self.settings.redis_url is not None:
             self._spawn(self._listen(self.settings.redis_url), "redis-listener")
+        if self.collector is not None:
+            self._spawn(self._collect_forever(self.collector), "gc-policy")
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"events-{name}")
@@ -165,13 +202,19 @@ class Hub:
 
     def connect(self, kind: str, viewer: Viewer | None) -> Connection:
         conn = Connection(kind=kind, limit=self.settings.events_queue_size, viewer=viewer)
+        if self.collector is not None:
+            conn.era = self.collector.stream_opened()
         self.connections.add(conn)
         if self.shutting_down:
             conn.finish(GOING_AWAY, "server is shutting down")
         return conn
 
     def disconnect(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
         self.connections.discard(conn)
+        if self.collector is not None:
+            self.collector.stream_closed(conn.era)
         for key in conn.keys:
             self._unindex(key, conn)
         if conn.closing is not None and conn.closing.code == TRY_AGAIN_LATER:
@@ -288,8 +331,11 @@ class Hub:
                 if c.viewer is not None and c.viewer.id in followers
             )
         for conn in targets:
-            if conn.offer(event):
+            offered = conn.offer(event)
+            if offered is not Offered.REFUSED:
                 self.counters["delivered"] += 1
+                if offered is Offered.WRITTEN:
+                    self.counters["direct"] += 1
 
     # -- replay ------------------------------------------------------------
 
@@ -369,6 +415,20 @@ class Hub:
                 await client.aclose()
             await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
             backoff = min(backoff * 2, 5.0)
+
+    # -- garbage collection ------------------------------------------------
+
+    async def _collect_forever(self, collector: Collector) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            done = collector.step(len(self.connections))
+            if done is not None:
+                logger.info(
+                    "gc policy %s with %d streams open: %d objects frozen",
+                    done,
+                    len(self.connections),
+                    gc.get_freeze_count(),
+                )
 
     # -- retention ---------------------------------------------------------
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.db import utcnow
 from asyncpress.events.models import Event
+from asyncpress.events.wire import http_chunk, ws_text_frame
 from asyncpress.profiles.models import Follow
 from asyncpress.schemas import iso_millis
 
@@ -48,6 +49,9 @@ class LoggedEvent:
     wire_text: str = field(init=False, repr=False, compare=False)
     document_text: str = field(init=False, repr=False, compare=False)
     sse_frame: bytes = field(init=False, repr=False, compare=False)
+    # The same, framed for writing straight to a socket (asyncpress.events.wire).
+    ws_frame: bytes = field(init=False, repr=False, compare=False)
+    sse_chunk: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         wire = {"type": "event", "id": self.id, "event": self.type, "time": self.time}
@@ -56,6 +60,8 @@ class LoggedEvent:
         object.__setattr__(self, "document_text", compact_json({**document, "data": self.data}))
         frame = format_sse_event(data_str=self.document_text, event=self.type, id=str(self.id))
         object.__setattr__(self, "sse_frame", frame)
+        object.__setattr__(self, "ws_frame", ws_text_frame(self.wire_text.encode()))
+        object.__setattr__(self, "sse_chunk", http_chunk(frame))
 
     def feed_author(self) -> int | None:
         """The author whose followers' ``feed`` receives this event, if any."""

@@ -20,8 +20,17 @@ from asyncpress.errors import AppError, Forbidden, Invalid, Unauthorized
 from asyncpress.events import tickets
 from asyncpress.events.channels import ChannelError, Viewer, routing_keys
 from asyncpress.events.guard import CUT_KEY
-from asyncpress.events.hub import RESET, TRY_AGAIN_LATER, Close, Connection, Hub, Replay
+from asyncpress.events.hub import (
+    RESET,
+    TRY_AGAIN_LATER,
+    Close,
+    Connection,
+    Hub,
+    Outgoing,
+    Replay,
+)
 from asyncpress.events.log import LoggedEvent, compact_json
+from asyncpress.events.wire import DIRECT_KEY, DirectWriter
 from asyncpress.resources import Resources
 from asyncpress.schemas import Schema
 from asyncpress.security import TokenError
@@ -132,7 +141,7 @@ async def _frames(
             return
         try:
             async with asyncio.timeout(min(settings.events_heartbeat_s, left)):
-                item = await conn.queue.get()
+                item = await _next(conn)
         except TimeoutError:
             yield HEARTBEAT
             continue
@@ -140,6 +149,23 @@ async def _frames(
             return
         if isinstance(item, LoggedEvent):
             yield item.sse_frame
+
+
+async def _next(conn: Connection) -> Outgoing:
+    """The next queued item; while waiting, the hub may write events straight to the socket."""
+    conn.idle = True
+    try:
+        return await conn.queue.get()
+    finally:
+        conn.idle = False
+
+
+def _direct_writer(scope: Scope, settings: Settings) -> DirectWriter | None:
+    """The server's writer for this stream (see asyncpress.events.wire), unless turned off."""
+    if not settings.events_direct_writes:
+        return None
+    writer: DirectWriter | None = scope.get("extensions", {}).get(DIRECT_KEY)
+    return writer
 
 
 class EventStream(EventSourceResponse):
@@ -185,6 +211,7 @@ async def event_stream(
     hub: Hub = resources.events
     conn = hub.connect("sse", opened.viewer)
     conn.cut = request.scope.get(CUT_KEY)
+    conn.direct = _direct_writer(request.scope, resources.settings)
     new = hub.subscribe(conn, opened.keys)
     replay = None if opened.since is None else hub.replay_request(conn, opened.since, new)
     return EventStream(hub, conn, _frames(hub, conn, replay, resources.settings))
@@ -233,7 +260,7 @@ class SocketSession:
             async with asyncio.timeout(None) as cut:
                 self.conn.cut = lambda: cut.reschedule(loop.time())
                 while True:
-                    item = await self.conn.queue.get()
+                    item = await _next(self.conn)
                     if isinstance(item, Close):
                         break
                     if isinstance(item, Replay):
@@ -368,6 +395,7 @@ async def event_socket(websocket: WebSocket) -> None:
         return
     hub: Hub = resources.events
     conn = hub.connect("ws", viewer)
+    conn.direct = _direct_writer(websocket.scope, resources.settings)
     try:
         await SocketSession(websocket, resources, conn).run()
     finally:

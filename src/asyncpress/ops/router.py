@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
+from collections.abc import Mapping
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
@@ -11,6 +13,7 @@ from sqlalchemy import text
 from asyncpress.articles import export
 from asyncpress.deps import ResourcesDep, SessionDep
 from asyncpress.notifications import repository as outbox
+from asyncpress.ops.gc_pauses import GENERATIONS, PAUSES
 
 router = APIRouter(tags=["Operations"])
 
@@ -21,7 +24,7 @@ async def health(session: SessionDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _lines(name: str, kind: str, help_text: str, samples: dict[str, int]) -> list[str]:
+def _lines(name: str, kind: str, help_text: str, samples: Mapping[str, float]) -> list[str]:
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     lines.extend(f"{name}{labels} {value}" for labels, value in samples.items())
     return lines
@@ -104,9 +107,45 @@ async def metrics(session: SessionDep, resources: ResourcesDep) -> PlainTextResp
         *_lines(
             "asyncpress_events_process_total",
             "counter",
-            "Events handed to this process's streams, streams dropped as too slow, "
+            "Events handed to this process's streams (direct: of those, written straight "
+            "to an idle stream's socket), streams dropped as too slow, "
             "and wake-ups published to Redis.",
             {f'{{what="{k}"}}': v for k, v in hub.counters.items()},
+        ),
+        *_lines(
+            "asyncpress_gc_collections_total",
+            "counter",
+            "Runs of the cycle collector in this process, by generation (2: full).",
+            {f'{{generation="{g}"}}': PAUSES.collections[g] for g in GENERATIONS},
+        ),
+        *_lines(
+            "asyncpress_gc_pause_seconds_total",
+            "counter",
+            "Time the cycle collector stopped this process, by generation.",
+            {f'{{generation="{g}"}}': PAUSES.seconds[g] for g in GENERATIONS},
+        ),
+        *_lines(
+            "asyncpress_gc_pause_seconds_max",
+            "gauge",
+            "Longest single collection since the process started, by generation.",
+            {f'{{generation="{g}"}}': PAUSES.longest[g] for g in GENERATIONS},
+        ),
+        *_lines(
+            "asyncpress_gc_frozen_objects",
+            "gauge",
+            "Objects this process has frozen out of garbage collection (GC_FREEZE).",
+            {"": gc.get_freeze_count()},
+        ),
+        *_lines(
+            "asyncpress_gc_policy_total",
+            "counter",
+            "Freezes after bursts of new streams, and thaws after closes (GC_FREEZE).",
+            {
+                f'{{what="{k}"}}': v
+                for k, v in (
+                    hub.collector.counters if hub.collector else {"freezes": 0, "thaws": 0}
+                ).items()
+            },
         ),
     ]
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
