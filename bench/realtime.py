@@ -13,6 +13,7 @@ this driver pinned to CPU 1. For N = 1,000 and 5,000 idle subscribers on
   last delivery.
 
     python -m bench.realtime [--sizes 1000,5000] [--rounds 10] [--profile DIR]
+        [--variant NAME:KEY=VALUE,... (repeat: configurations side by side)]
 """
 
 from __future__ import annotations
@@ -42,8 +43,29 @@ RESULTS = Path(__file__).parent / "results"
 CONNECT_BATCH = 200
 
 
-def _env(url: str) -> dict[str, str]:
-    return env(url, WS_IMPLEMENTATION=os.environ.get("WS_IMPLEMENTATION", "websockets-sansio"))
+def _env(url: str, **extra: str) -> dict[str, str]:
+    implementation = os.environ.get("WS_IMPLEMENTATION", "websockets-sansio")
+    return env(url, WS_IMPLEMENTATION=implementation, **extra)
+
+
+def _variant(text: str) -> tuple[str, dict[str, str]]:
+    """``name`` or ``name:KEY=VALUE,KEY=VALUE``: a server configuration to measure."""
+    name, _, settings = text.partition(":")
+    pairs = [item.split("=", 1) for item in settings.split(",") if item]
+    return name, {key: value for key, value in pairs}  # noqa: C416 (pairs, not tuples)
+
+
+async def _server_figures(port: int) -> dict[str, float]:
+    """The server's own counters after the rounds: direct writes, GC policy."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    wanted = ("asyncpress_events_process_total", "asyncpress_gc_")
+    figures = {}
+    for line in text.splitlines():
+        if line.startswith(wanted):
+            name, value = line.rsplit(" ", 1)
+            figures[name] = float(value)
+    return figures
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -90,17 +112,39 @@ class Tap(asyncio.Protocol):
             if self.ready and not self.ready.done() and self.ready_marker in self.buffer:
                 self.ready.set_result(None)
             return
-        if self.websocket and data[:1] == b"\x89":  # a ping: answer it (masked, zero key)
-            length = data[1] & 0x7F
-            assert self.transport is not None
-            self.transport.write(
-                b"\x8a" + bytes([0x80 | length]) + b"\0\0\0\0" + data[2 : 2 + length]
-            )
-            return
+        if self.websocket:
+            data = self._frames(data)
         marker = self.round.marker
         if marker and marker in data and self.round.number not in self.received:
             self.received[self.round.number] = now
             self.round.arrived()
+
+    def _frames(self, data: bytes) -> bytes:
+        """Split what arrived into whole frames; answer pings; return the text payloads.
+
+        The server's keepalive ping may arrive in the same read as an event,
+        so frames are delimited by their headers (server frames are unmasked).
+        """
+        buffer = self.buffer + data
+        texts = []
+        while len(buffer) >= 2:
+            size, start = buffer[1] & 0x7F, 2
+            if size == 126:
+                size, start = int.from_bytes(buffer[2:4]), 4
+            elif size == 127:
+                size, start = int.from_bytes(buffer[2:10]), 10
+            if len(buffer) < start + size:
+                break
+            payload = buffer[start : start + size]
+            if buffer[0] & 0x0F == 0x9:  # ping: answer it (masked, zero key)
+                assert self.transport is not None
+                assert size < 126  # control frames are short (RFC 6455 5.5)
+                self.transport.write(b"\x8a" + bytes([0x80 | size]) + b"\0\0\0\0" + payload)
+            else:
+                texts.append(payload)
+            buffer = buffer[start + size :]
+        self.buffer = buffer
+        return b"".join(texts)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.streaming:
@@ -173,12 +217,13 @@ async def _tap(port: int, kind: str, state: Round) -> Tap:
 
 
 async def scenario(
-    kind: str, size: int, rounds: int, port: int, pid: int, profile: Path | None
+    kind: str, size: int, rounds: int, port: int, pid: int, spied: Path | None
 ) -> dict[str, Any]:
     state = Round()
     warm = await _tap(port, kind, state)  # first connection loads whatever is loaded lazily
     await asyncio.sleep(1.0)
     before = rss_kib(pid)
+    before_connecting = await _server_figures(port)
     subscribers: list[Tap] = [warm]
     started = time.perf_counter()
     while len(subscribers) < size:
@@ -190,7 +235,8 @@ async def scenario(
 
     latencies: list[float] = []
     per_round: list[list[float]] = []  # first and last delivery of each round, ms
-    spy = _profiler(pid, profile / f"{kind}-{size}.txt") if profile else None
+    before_rounds = await _server_figures(port)
+    spy = _profiler(pid, spied) if spied else None
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
         user = {
             "username": f"b{kind}{size}",
@@ -221,6 +267,7 @@ async def scenario(
     if spy is not None:
         spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
         await asyncio.to_thread(spy.wait, 60)
+    server = await _server_figures(port)
     for s in subscribers:
         assert s.transport is not None
         s.transport.close()
@@ -240,7 +287,24 @@ async def scenario(
             "max": round(max(latencies), 1),
         },
         "rounds_first_last_ms": per_round,
+        "server": server,
+        # Collections that ran while the subscribers connected and while the rounds
+        # ran, and how long they stopped the server.
+        "gc_while_connecting": _gc_delta(before_connecting, before_rounds),
+        "gc_during_rounds": _gc_delta(before_rounds, server),
     }
+
+
+def _gc_delta(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    delta = {
+        name: round(value - start.get(name, 0.0), 4)
+        for name, value in end.items()
+        if name.startswith(("asyncpress_gc_collections_total", "asyncpress_gc_pause_seconds_t"))
+    }
+    longest = 'asyncpress_gc_pause_seconds_max{generation="2"}'
+    if end.get(longest, 0.0) > start.get(longest, 0.0):
+        delta["longest_full_collection_s"] = round(end[longest], 4)
+    return delta
 
 
 def _profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -263,39 +327,49 @@ def _profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
 
 
 async def run(
-    sizes: list[int], rounds: int, work: Path, protocols: list[str], profile: Path | None
+    sizes: list[int],
+    rounds: int,
+    work: Path,
+    protocols: list[str],
+    profile: Path | None,
+    variants: list[tuple[str, dict[str, str]]],
 ) -> list[dict[str, Any]]:
     results = []
     for kind in protocols:
         for size in sizes:
-            url = f"sqlite+aiosqlite:///{work}/{kind}-{size}.db"
-            migrate = Process(["-m", "asyncpress.cli", "db", "upgrade"], work / "m.log", _env(url))
-            assert migrate.wait(120) == 0, migrate.output()
-            port = free_port()
-            server = Process(
-                [
-                    "taskset",
-                    "-c",
-                    "0",
-                    sys.executable,
-                    "-m",
-                    "asyncpress.cli",
-                    "serve",
-                    "--port",
-                    str(port),
-                ],
-                work / f"{kind}-{size}.log",
-                _env(url),
-                raw=True,
-            )
-            try:
-                wait_for_port(port)
-                result = await scenario(kind, size, rounds, port, server.popen.pid, profile)
+            for variant, extra in variants:
+                spied = profile / f"{kind}-{size}-{variant}.txt" if profile else None
+                name = f"{kind}-{size}-{variant}"
+                result = await _case(name, kind, size, rounds, work, spied, extra)
+                result["variant"] = variant
                 print(json.dumps(result), flush=True)
                 results.append(result)
-            finally:
-                server.stop()
     return results
+
+
+async def _case(
+    name: str,
+    kind: str,
+    size: int,
+    rounds: int,
+    work: Path,
+    spied: Path | None,
+    extra: dict[str, str],
+) -> dict[str, Any]:
+    """One server (fresh database) and one scenario on it."""
+    url = f"sqlite+aiosqlite:///{work}/{name}.db"
+    migrate = Process(["-m", "asyncpress.cli", "db", "upgrade"], work / "m.log", _env(url))
+    assert migrate.wait(120) == 0, migrate.output()
+    port = free_port()
+    command = ["taskset", "-c", "0", sys.executable, "-m", "asyncpress.cli", "serve"]
+    server = Process(
+        [*command, "--port", str(port)], work / f"{name}.log", _env(url, **extra), raw=True
+    )
+    try:
+        wait_for_port(port)
+        return await scenario(kind, size, rounds, port, server.popen.pid, spied)
+    finally:
+        server.stop()
 
 
 def main() -> None:
@@ -306,6 +380,13 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="write py-spy samples (raw) of the server to this folder"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        type=_variant,
+        help="NAME or NAME:KEY=VALUE,...: server settings to measure (repeat to compare; "
+        "default: the defaults)",
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -313,7 +394,8 @@ def main() -> None:
         protocols = args.protocols.split(",")
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-        results = asyncio.run(run(sizes, args.rounds, Path(tmp), protocols, args.profile))
+        variants = args.variant or [("default", {})]
+        results = asyncio.run(run(sizes, args.rounds, Path(tmp), protocols, args.profile, variants))
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"realtime-{stamp}.json"
