@@ -56,7 +56,7 @@ def _variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 async def _server_figures(port: int) -> dict[str, float]:
-    """The server's own counters after the rounds: direct writes, GC policy."""
+    """The server's own counters (direct writes, GC collections and policy) now."""
     async with httpx.AsyncClient(timeout=10) as client:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     wanted = ("asyncpress_events_process_total", "asyncpress_gc_")

@@ -29,14 +29,12 @@ def unfrozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _frozen_cycle() -> weakref.ref[Cycle]:
-    """A cycle that is alive at the freeze and garbage after it (as a closed stream's)."""
+def _old_garbage() -> weakref.ref[Cycle]:
+    """A cycle in the oldest generation that nothing refers to any more."""
     held = [Cycle()]
-    gc.collect()
-    gc.freeze()
+    gc.collect()  # survives, so it moves to the oldest generation
     ref = weakref.ref(held[0])
     held.clear()
-    gc.unfreeze()
     return ref
 
 
@@ -70,8 +68,23 @@ def test_a_burst_of_streams_is_frozen_and_enough_closes_thaw_it() -> None:
 
 
 @pytest.mark.usefixtures("unfrozen")
+def test_closes_count_across_freezes_until_a_thaw() -> None:
+    """Many short-lived streams, few open at once: every freeze catches a few."""
+    collector = Collector(burst=3, thaw_fraction=0.5)
+    first = [collector.stream_opened() for _ in range(3)]
+    assert collector.step(open_streams=3) == "froze"
+    collector.stream_closed(first[0])
+    collector.stream_closed(first[1])
+    second = [collector.stream_opened() for _ in range(3)]
+    assert collector.step(open_streams=4) == "froze"  # the 2 closes still wait
+    collector.stream_closed(second[0])
+    assert collector.step(open_streams=3) == "thawed"  # 3 closes of frozen streams
+    assert collector.counters == {"freezes": 2, "thaws": 1}
+
+
+@pytest.mark.usefixtures("unfrozen")
 def test_startup_is_frozen_after_a_full_collection() -> None:
-    garbage = _frozen_cycle()  # garbage that only a full collection finds
+    garbage = _old_garbage()  # only a full collection finds it
     collector = Collector()
     collector.freeze_startup()
     assert garbage() is None  # collected first, not frozen

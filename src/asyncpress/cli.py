@@ -51,7 +51,7 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
-    from asyncpress.events.wire import HTTP_PROTOCOL, WS_PROTOCOL  # noqa: PLC0415
+    from asyncpress.events.uvicorn_protocols import HTTP_PROTOCOL, WS_PROTOCOL  # noqa: PLC0415
 
     settings = _settings()
     uvicorn.run(
@@ -65,7 +65,7 @@ def serve(
         # Event streams are told to end at once; this bounds the wait for them.
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         # uvicorn's own protocols, extended to let the hub write events
-        # straight to idle streams (asyncpress.events.wire).
+        # straight to idle streams (asyncpress.events.uvicorn_protocols).
         http=HTTP_PROTOCOL,
         ws=WS_PROTOCOL if settings.ws_implementation == "websockets-sansio" else "websockets",
         ws_per_message_deflate=settings.ws_compression,

@@ -164,7 +164,7 @@ def _direct_writer(scope: Scope, settings: Settings) -> DirectWriter | None:
     """The server's writer for this stream (see asyncpress.events.wire), unless turned off."""
     if not settings.events_direct_writes:
         return None
-    writer: DirectWriter | None = scope.get("extensions", {}).get(DIRECT_KEY)
+    writer: DirectWriter | None = (scope.get("extensions") or {}).get(DIRECT_KEY)
     return writer
 
 
