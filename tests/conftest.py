@@ -28,6 +28,7 @@ from asyncpress.config import Settings
 from asyncpress.events.hub import BACKGROUND
 from asyncpress.main import create_app
 from asyncpress.migrate import upgrade
+from asyncpress.models import Base
 from asyncpress.resources import Resources
 from tests.support import contract
 from tests.support.live import Served
@@ -35,19 +36,8 @@ from tests.support.postgres import PostgresServer
 from tests.support.processes import TEST_SECRET, RedisServer
 
 ALL_BACKENDS = ("sqlite", "postgresql")
-TABLES = (
-    "events",
-    "event_tickets",
-    "link_previews",
-    "outbox",
-    "comments",
-    "favorites",
-    "article_tags",
-    "follows",
-    "articles",
-    "tags",
-    "users",
-)
+# Children before parents, every table the models declare.
+TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
 
 
 def selected_backends() -> tuple[str, ...]:

@@ -58,12 +58,18 @@ class TestCreateArticle:
     @pytest.mark.parametrize(
         ("title", "slug"),
         [
-            ("Crème Brûlée: a How-To!", "creme-brulee-a-how-to"),
+            ("Crème Brûlée: a How-To!", "crème-brûlée-a-how-to"),
             ("  spaces   and---dashes  ", "spaces-and-dashes"),
-            ("日本語", "article"),
+            ("日本語の記事", "日本語の記事"),
+            ("Привет, мир", "привет-мир"),
+            ("Καλημέρα Κόσμε", "καλημέρα-κόσμε"),
+            ("Straße", "straße"),
+            ("नमस्ते दुनिया", "नमस्ते-दुनिया"),
+            ("100% _real_ #news", "100-real-news"),
+            ("!!!", "article"),
         ],
     )
-    async def test_slug_is_ascii_from_the_title(
+    async def test_slug_keeps_the_title_in_its_own_script(
         self, client: httpx.AsyncClient, title: str, slug: str
     ) -> None:
         alice = await register(client)
@@ -140,7 +146,6 @@ class TestUpdateArticle:
         article = response.json()["article"]
         assert article["slug"] == "did-you-train-your-dragon"
         assert article["updatedAt"] >= article["createdAt"]
-        assert (await client.get(f"/api/articles/{slug}")).status_code == 404
         assert (await client.get("/api/articles/did-you-train-your-dragon")).status_code == 200
 
     async def test_other_fields_and_tags(self, client: httpx.AsyncClient) -> None:

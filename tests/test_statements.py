@@ -78,7 +78,7 @@ BUDGET = {
     "GET /articles": 1,
     "GET /articles/feed": 1,
     "GET /articles/{slug}": 1,
-    "PUT /articles/{slug}": 10,
+    "PUT /articles/{slug}": 11,  # a new title retires the old slug: one INSERT
     "POST /articles/{slug}/favorite": 6,
     "DELETE /articles/{slug}/favorite": 6,
     "POST /articles/{slug}/comments": 5,

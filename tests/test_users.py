@@ -339,8 +339,8 @@ class TestRememberedTokens:
     def test_a_bad_token_is_never_remembered_and_memory_is_bounded(self) -> None:
         tokens = Tokens(TEST_SECRET, ttl_s=60)
         tokens.REMEMBERED = 3
-        issued = [tokens.issue(n) for n in range(5)]
-        assert [tokens.user_id(t) for t in issued] == [0, 1, 2, 3, 4]
+        issued = [tokens.issue(n) for n in range(1, 6)]
+        assert [tokens.user_id(t) for t in issued] == [1, 2, 3, 4, 5]
         assert len(tokens._verified) == 3
         forged = Tokens("another secret " + "x" * 32, ttl_s=60).issue(1)
         for _ in range(2):

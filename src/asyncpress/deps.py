@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.errors import Unauthorized
@@ -60,10 +61,27 @@ def user_id_from_header(tokens: Tokens, header: str | None) -> int | None:
         raise Unauthorized("token", "is invalid or expired") from exc
 
 
+async def existing_user_id(resources: Resources, header: str | None) -> int | None:
+    """The user a header names, whose account exists; None without one; else Unauthorized.
+
+    A signed token can outlive its account's row (a restored backup, an
+    operator's delete): it is refused like any other bad token.
+    """
+    user_id = user_id_from_header(resources.tokens, header)
+    if user_id is None or resources.tokens.seen(user_id):
+        return user_id
+    async with resources.sessionmaker() as session:
+        found = await session.scalar(select(User.id).where(User.id == user_id))
+    if found is None:
+        raise Unauthorized("token", "names an account that does not exist")
+    resources.tokens.saw(user_id)
+    return user_id
+
+
 async def optional_user_id(
     resources: ResourcesDep, header: Annotated[str | None, Depends(_authorization)]
 ) -> int | None:
-    return user_id_from_header(resources.tokens, header)
+    return await existing_user_id(resources, header)
 
 
 async def required_user_id(
@@ -86,6 +104,7 @@ async def current_user(
         user = await session.get(User, user_id)
     if user is None:
         raise Unauthorized("token", "names an account that does not exist")
+    resources.tokens.saw(user.id)
     return user
 
 

@@ -26,6 +26,12 @@ class AppError(Exception):
         self.message = message
 
 
+class BadRequest(AppError):
+    """A body that cannot be read at all (not UTF-8, nested past any sense)."""
+
+    status_code = 400
+
+
 class Unauthorized(AppError):
     status_code = 401
 

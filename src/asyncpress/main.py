@@ -25,8 +25,8 @@ from asyncpress.events.signals import chain_shutdown
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.notifications.router import router as notifications_router
 from asyncpress.notifications.transport import transport_for
-from asyncpress.ops.body_limit import BodyLimitMiddleware
 from asyncpress.ops.deadline import DeadlineMiddleware
+from asyncpress.ops.gate import RequestGateMiddleware
 from asyncpress.ops.gc_pauses import PAUSES
 from asyncpress.ops.router import router as ops_router
 from asyncpress.ops.timing import ServerTimingMiddleware
@@ -108,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="asyncpress",
+        # Trailing slashes are dropped before routing (ops.gate), never redirected.
+        redirect_slashes=False,
         version=__version__,
         summary="RealWorld (Conduit) API and more, on async FastAPI.",
         lifespan=lifespan,
@@ -126,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         StreamGuardMiddleware, path="/api/events", send_timeout_s=settings.events_send_timeout_s
     )
     app.add_middleware(
-        BodyLimitMiddleware,
+        RequestGateMiddleware,
         default=settings.max_body_bytes,
         by_path={"/api/articles/import": settings.max_import_body_bytes},
     )

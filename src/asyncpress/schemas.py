@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -19,6 +19,13 @@ def iso_millis(value: datetime) -> str:
 Timestamp = Annotated[datetime, PlainSerializer(iso_millis, return_type=str)]
 
 
+# The largest values the id and counter columns hold on every backend
+# (PostgreSQL INTEGER and BIGINT); every integer a client sends is bounded
+# by one of them, so none reaches a driver that cannot bind it.
+MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -26,3 +33,30 @@ class Schema(BaseModel):
         validate_by_alias=True,
         from_attributes=True,
     )
+
+
+NUL_MESSAGE = "must not contain NUL characters"
+
+
+def _has_nul(value: object) -> bool:
+    # Nested models check their own fields (and name them in the error).
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(isinstance(item, str) and "\x00" in item for item in value)
+    return False
+
+
+class Input(Schema):
+    """A request body: no string in it may hold a NUL character.
+
+    PostgreSQL cannot store NUL in text and SQLite would keep it; both
+    backends refuse it the same way, as a 422 naming the field.
+    """
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_nul(cls, value: object) -> object:
+        if _has_nul(value):
+            raise ValueError(NUL_MESSAGE)
+        return value

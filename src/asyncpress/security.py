@@ -25,6 +25,7 @@ from argon2 import PasswordHasher as Argon2Hasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from asyncpress.config import Settings
+from asyncpress.schemas import MAX_INT32
 
 ALGORITHM = "HS256"
 T = TypeVar("T")
@@ -56,9 +57,22 @@ class Tokens:
         self._secret = secret
         self._ttl = timedelta(seconds=ttl_s)
         self._verified: dict[str, tuple[int, float]] = {}
+        # Users whose row this process has seen. The API never deletes an
+        # account, so once seen a user stays there; a token naming any other
+        # id is checked against the database before it is believed.
+        self._existing: dict[int, None] = {}
+
+    def seen(self, user_id: int) -> bool:
+        return user_id in self._existing
+
+    def saw(self, user_id: int) -> None:
+        if len(self._existing) >= self.REMEMBERED:
+            del self._existing[next(iter(self._existing))]
+        self._existing[user_id] = None
 
     def issue(self, user_id: int, now: datetime | None = None) -> str:
         issued = now or datetime.now(UTC)
+        self.saw(user_id)  # tokens are issued for rows just read or written
         claims = {"sub": str(user_id), "iat": issued, "exp": issued + self._ttl}
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
@@ -71,6 +85,8 @@ class Tokens:
                 token, self._secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
             )
             user_id, expires = int(claims["sub"]), float(claims["exp"])
+            if not 1 <= user_id <= MAX_INT32:
+                raise ValueError("the subject is not a user id")
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             self._verified.pop(token, None)
             raise TokenError(str(exc)) from exc

@@ -23,7 +23,7 @@ from asyncpress.comments.models import Comment
 from asyncpress.db import Progress, begin_write, insert_rows, no_progress, table_of, utcnow
 from asyncpress.profiles.models import Follow
 from asyncpress.tags.models import Tag, article_tags
-from asyncpress.users.models import User
+from asyncpress.users.models import User, fold
 
 SEED_PASSWORD = "password123"  # noqa: S105 - documented demo credential
 
@@ -248,6 +248,7 @@ async def _seed_users(session: AsyncSession, plan: _Plan, password_hash: str) ->
         rows.append(
             {
                 "username": name,
+                "username_key": fold(name),
                 "email": f"{name}@example.com",
                 "password_hash": password_hash,
                 "bio": _sentence(rng, 4, 12) + ".",

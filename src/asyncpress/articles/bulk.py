@@ -12,11 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.articles import repository
-from asyncpress.articles.models import Article
+from asyncpress.articles.models import Article, RetiredSlug
 from asyncpress.articles.schemas import NewArticle
 from asyncpress.articles.slugs import first_free, slugify
 from asyncpress.db import begin_write, insert_rows, table_of, utcnow
-from asyncpress.errors import InvalidFields, validation_errors
+from asyncpress.errors import BadRequest, InvalidFields, validation_errors
 from asyncpress.tags.models import Tag, article_tags
 
 MAX_IMPORT = 10_000
@@ -24,22 +24,32 @@ _items = TypeAdapter(list[NewArticle])
 SLUG_ATTEMPTS = 3
 
 
+def _decode(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:  # binary, compressed or another charset
+        raise BadRequest("body", "must be UTF-8 text (uncompressed JSON or NDJSON)") from exc
+
+
+def _json(text: str, field: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidFields({field: ["is not valid JSON"]}) from exc
+    except RecursionError as exc:
+        raise BadRequest(field, "is nested too deeply") from exc
+
+
 def parse(body: bytes, ndjson: bool) -> list[NewArticle]:
     """Decode and validate every item (CPU work: call from a worker thread)."""
+    text = _decode(body)
     if ndjson:
         raw: Any = []
-        for number, line in enumerate(body.splitlines()):
-            if not line.strip():
-                continue
-            try:
-                raw.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise InvalidFields({f"articles[{number}]": ["is not valid JSON"]}) from exc
+        for number, line in enumerate(text.splitlines()):
+            if line.strip():
+                raw.append(_json(line, f"articles[{number}]"))
     else:
-        try:
-            document = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise InvalidFields({"body": ["is not valid JSON"]}) from exc
+        document = _json(text, "body")
         if not isinstance(document, dict) or "articles" not in document:
             raise InvalidFields({"articles": ["can't be blank"]})
         raw = document["articles"]
@@ -64,26 +74,32 @@ def _item_field(field: str) -> str:
     return f"articles[{index}].{rest}" if rest else f"articles[{index}]"
 
 
-async def _free_slugs(session: AsyncSession, titles: Sequence[str]) -> list[str]:
+async def _free_slugs(
+    session: AsyncSession, titles: Sequence[str], *, contended: bool
+) -> list[str]:
     bases = [slugify(title) for title in titles]
     taken: set[str] = set()
     unique_bases = sorted(set(bases))
     for start in range(0, len(unique_bases), 500):
         chunk = unique_bases[start : start + 500]
-        found = await session.execute(select(Article.slug).where(Article.slug.in_(chunk)))
+        in_use = select(Article.slug).where(Article.slug.in_(chunk))
+        retired = select(RetiredSlug.slug).where(RetiredSlug.slug.in_(chunk))
+        found = await session.execute(in_use.union(retired))
         for slug in found.scalars():
             taken |= await repository.slugs_like(session, slug)
     slugs = []
     for base in bases:
-        slug = first_free(base, taken)
+        slug = first_free(base, taken, contended=contended)
         taken.add(slug)
         slugs.append(slug)
     return slugs
 
 
-async def _write(session: AsyncSession, author_id: int, items: list[NewArticle]) -> list[str]:
+async def _write(
+    session: AsyncSession, author_id: int, items: list[NewArticle], *, contended: bool
+) -> list[str]:
     now = utcnow()
-    slugs = await _free_slugs(session, [item.title for item in items])
+    slugs = await _free_slugs(session, [item.title for item in items], contended=contended)
     rows = [
         {
             "slug": slug,
@@ -128,7 +144,7 @@ async def import_articles(
     for attempt in range(1, SLUG_ATTEMPTS + 1):
         await begin_write(session)
         try:
-            slugs = await _write(session, author_id, items)
+            slugs = await _write(session, author_id, items, contended=attempt > 1)
             await session.commit()
         except IntegrityError as exc:
             await session.rollback()

@@ -33,6 +33,20 @@ class Article(Base):
     tags: Mapped[list[Tag]] = relationship(secondary=article_tags, lazy="raise")
 
 
+class RetiredSlug(Base):
+    """A slug an article had before its title changed: links to it keep working.
+
+    A retired slug is never given to another article (see ``slugs_like``).
+    """
+
+    __tablename__ = "article_slugs"
+
+    slug: Mapped[str] = mapped_column(String(255), primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+
+
 class Favorite(Base):
     __tablename__ = "favorites"
 

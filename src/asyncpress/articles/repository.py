@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from asyncpress.articles.models import Article, Favorite
+from asyncpress.articles.models import Article, Favorite, RetiredSlug
 from asyncpress.db import Prepared, dialect_of, insert_ignoring_conflicts, utc
 from asyncpress.profiles.models import Follow
 from asyncpress.profiles.repository import following_expr, profile_from_row
@@ -297,17 +297,41 @@ async def records(
     return [_record(row, True) for row in (await session.execute(stmt)).mappings().all()]
 
 
+async def current_slug(session: AsyncSession, slug: str) -> str | None:
+    """The slug now in use by the article that once had ``slug``, if any."""
+    stmt = (
+        select(Article.slug)
+        .join(RetiredSlug, RetiredSlug.article_id == Article.id)
+        .where(RetiredSlug.slug == slug)
+    )
+    found: str | None = (await session.execute(stmt)).scalar_one_or_none()
+    return found
+
+
+async def retire_slug(session: AsyncSession, article_id: int, slug: str) -> None:
+    await session.execute(
+        insert_ignoring_conflicts(session, RetiredSlug).values(slug=slug, article_id=article_id)
+    )
+
+
 async def record_by_slug(
     session: AsyncSession, slug: str, viewer_id: int | None
 ) -> ArticleRecord | None:
     stmt = _prepared(dialect_of(session), ("slug",), with_body=True)
     rows = await stmt.rows(session, {"slug": slug, "viewer": viewer_id, "limit": 1, "offset": 0})
-    return _record(rows[0], True) if rows else None
+    if rows:
+        return _record(rows[0], True)
+    renamed = await current_slug(session, slug)
+    return None if renamed is None else await record_by_slug(session, renamed, viewer_id)
 
 
 async def by_slug(session: AsyncSession, slug: str) -> Article | None:
     result = await session.execute(select(Article).where(Article.slug == slug))
-    return result.scalar_one_or_none()
+    found = result.scalar_one_or_none()
+    if found is not None:
+        return found
+    renamed = await current_slug(session, slug)
+    return None if renamed is None else await by_slug(session, renamed)
 
 
 async def with_author(session: AsyncSession, slug: str) -> tuple[Article, User] | None:
@@ -316,7 +340,10 @@ async def with_author(session: AsyncSession, slug: str) -> tuple[Article, User] 
         select(Article, User).join(User, User.id == Article.author_id).where(Article.slug == slug)
     )
     row = (await session.execute(stmt)).one_or_none()
-    return None if row is None else (row[0], row[1])
+    if row is not None:
+        return row[0], row[1]
+    renamed = await current_slug(session, slug)
+    return None if renamed is None else await with_author(session, renamed)
 
 
 _ID_BY_SLUG = Prepared(select(Article.id).where(Article.slug == bindparam("slug", type_=String)))
@@ -324,15 +351,29 @@ _ID_BY_SLUG = Prepared(select(Article.id).where(Article.slug == bindparam("slug"
 
 async def id_by_slug(session: AsyncSession, slug: str) -> int | None:
     rows = await _ID_BY_SLUG.rows(session, {"slug": slug})
-    return int(rows[0]["id"]) if rows else None
+    if rows:
+        return int(rows[0]["id"])
+    renamed = await current_slug(session, slug)
+    return None if renamed is None else await id_by_slug(session, renamed)
+
+
+def _like(column: Any, base: str) -> ColumnElement[bool]:
+    # Slugs hold no LIKE wildcards: slugify turns "%" and "_" into "-".
+    clause: ColumnElement[bool] = (column == base) | column.like(f"{base}-%")
+    return clause
 
 
 async def slugs_like(session: AsyncSession, base: str, exclude_id: int | None = None) -> set[str]:
-    """Slugs equal to ``base`` or of the form ``base-…`` (slugs hold no LIKE wildcards)."""
-    stmt = select(Article.slug).where((Article.slug == base) | Article.slug.like(f"{base}-%"))
+    """Slugs, in use or retired, equal to ``base`` or of the form ``base-…``.
+
+    ``exclude_id``'s own slugs do not count: an article may take back its old one.
+    """
+    current = select(Article.slug).where(_like(Article.slug, base))
+    retired = select(RetiredSlug.slug).where(_like(RetiredSlug.slug, base))
     if exclude_id is not None:
-        stmt = stmt.where(Article.id != exclude_id)
-    return set((await session.execute(stmt)).scalars().all())
+        current = current.where(Article.id != exclude_id)
+        retired = retired.where(RetiredSlug.article_id != exclude_id)
+    return set((await session.execute(current.union_all(retired))).scalars().all())
 
 
 async def set_tags(

@@ -161,12 +161,26 @@ async def get_article(
         return _one(await service.get(session, slug, viewer_id))
 
     async def anonymous() -> dict[str, object]:
-        return _one(await service.get(session, slug, None)).model_dump(mode="json", by_alias=True)
+        record = await service.get(session, slug, None)
+        if record.slug != slug:
+            # A retired slug: cached, it would outlive the writes that retire
+            # the article's current key.
+            raise _Renamed(record)
+        return _one(record).model_dump(mode="json", by_alias=True)
 
-    cached = await resources.cache.get_or_compute(
-        article_key(slug), resources.settings.article_cache_s, anonymous
-    )
+    try:
+        cached = await resources.cache.get_or_compute(
+            article_key(slug), resources.settings.article_cache_s, anonymous
+        )
+    except _Renamed as renamed:
+        return _one(renamed.record)
     return ArticleResponse.model_validate(cached)
+
+
+class _Renamed(Exception):
+    def __init__(self, record: ArticleRecord) -> None:
+        super().__init__(record.slug)
+        self.record = record
 
 
 @router.put("/{slug}", response_model=ArticleResponse, tags=["Articles"])
@@ -178,9 +192,9 @@ async def update_article(
     resources: ResourcesDep,
     background: BackgroundTasks,
 ) -> ArticleResponse:
-    record = await service.update(session, user.id, slug, body.article)
+    record, previous = await service.update(session, user.id, slug, body.article)
     await resources.cache.invalidate(
-        article_key(slug), article_key(record.slug), TAGS_KEY, COUNTS_KEY
+        article_key(previous), article_key(record.slug), TAGS_KEY, COUNTS_KEY
     )
     if body.article.body is not None:
         background.add_task(resources.previews.warm, record.body or "")
@@ -191,8 +205,8 @@ async def update_article(
 async def delete_article(
     slug: str, session: SessionDep, user: CurrentUser, resources: ResourcesDep
 ) -> Response:
-    await service.delete(session, user.id, slug)
-    await resources.cache.invalidate(article_key(slug), TAGS_KEY, COUNTS_KEY)
+    deleted = await service.delete(session, user.id, slug)
+    await resources.cache.invalidate(article_key(deleted), TAGS_KEY, COUNTS_KEY)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -205,7 +219,7 @@ async def favorite(
     background: BackgroundTasks,
 ) -> ArticleResponse:
     record = await service.set_favorite(session, user, slug, favorite=True)
-    await resources.cache.invalidate(article_key(slug), COUNTS_KEY)
+    await resources.cache.invalidate(article_key(record.slug), COUNTS_KEY)
     background.add_task(resources.outbox.kick)
     return _one(record)
 
@@ -215,5 +229,5 @@ async def unfavorite(
     slug: str, session: SessionDep, user: CurrentUser, resources: ResourcesDep
 ) -> ArticleResponse:
     record = await service.set_favorite(session, user, slug, favorite=False)
-    await resources.cache.invalidate(article_key(slug), COUNTS_KEY)
+    await resources.cache.invalidate(article_key(record.slug), COUNTS_KEY)
     return _one(record)

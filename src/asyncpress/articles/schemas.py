@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints
 
 from asyncpress.profiles.schemas import ProfileOut
-from asyncpress.schemas import Schema, Timestamp
+from asyncpress.schemas import Input, Schema, Timestamp
 
 MAX_TAGS = 20
 
@@ -24,14 +24,14 @@ def _dedupe(tags: list[str]) -> list[str]:
 TagList = Annotated[list[TagName], Field(max_length=MAX_TAGS), AfterValidator(_dedupe)]
 
 
-class NewArticle(Schema):
+class NewArticle(Input):
     title: Title
     description: Description
     body: Body
     tag_list: TagList = Field(default_factory=list)
 
 
-class ArticleUpdate(Schema):
+class ArticleUpdate(Input):
     title: Title | None = None
     description: Description | None = None
     body: Body | None = None
@@ -39,11 +39,11 @@ class ArticleUpdate(Schema):
     tag_list: TagList | None = None
 
 
-class NewArticleRequest(Schema):
+class NewArticleRequest(Input):
     article: NewArticle
 
 
-class UpdateArticleRequest(Schema):
+class UpdateArticleRequest(Input):
     article: ArticleUpdate
 
 

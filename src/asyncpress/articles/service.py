@@ -22,7 +22,8 @@ from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.users.models import User
 
 # A concurrent writer may take the slug we picked between our read and our
-# insert; the unique constraint catches it and we pick again.
+# insert; the unique constraint catches it and we pick again, with a random
+# suffix (see slugs.first_free), which a second race is all but sure to miss.
 SLUG_ATTEMPTS = 5
 
 T = TypeVar("T")
@@ -57,12 +58,15 @@ async def get(session: AsyncSession, slug: str, viewer_id: int | None) -> Articl
     return found
 
 
-async def _write_retrying_slug(session: AsyncSession, write: Callable[[], Awaitable[T]]) -> T:
-    """Run ``write`` in a write transaction and commit, again if a slug was taken."""
+async def _write_retrying_slug(session: AsyncSession, write: Callable[[bool], Awaitable[T]]) -> T:
+    """Run ``write`` in a write transaction and commit, again if a slug was taken.
+
+    ``write`` is told whether its last pick was lost to a concurrent writer.
+    """
     for attempt in range(1, SLUG_ATTEMPTS + 1):
         await begin_write(session)
         try:
-            written = await write()
+            written = await write(attempt > 1)
             await session.commit()
         except IntegrityError as exc:
             await session.rollback()
@@ -76,10 +80,11 @@ async def _write_retrying_slug(session: AsyncSession, write: Callable[[], Awaita
 async def create(session: AsyncSession, author: User, data: NewArticle) -> ArticleRecord:
     base = slugify(data.title)
 
-    async def write() -> ArticleRecord:
+    async def write(contended: bool) -> ArticleRecord:
         now = utcnow()
+        taken = await repository.slugs_like(session, base)
         article = Article(
-            slug=first_free(base, await repository.slugs_like(session, base)),
+            slug=first_free(base, taken, contended=contended),
             title=data.title,
             description=data.description,
             body=data.body,
@@ -130,37 +135,44 @@ async def _owned(session: AsyncSession, slug: str, user_id: int) -> Article:
 
 async def update(
     session: AsyncSession, user_id: int, slug: str, data: ArticleUpdate
-) -> ArticleRecord:
-    async def write() -> ArticleRecord:
+) -> tuple[ArticleRecord, str]:
+    """The updated article, and the slug it had before (``slug`` may be a retired one)."""
+
+    async def write(contended: bool) -> tuple[ArticleRecord, str]:
         article = await _owned(session, slug, user_id)
+        previous = article.slug
         if data.title is not None and data.title != article.title:
             base = slugify(data.title)
             taken = await repository.slugs_like(session, base, exclude_id=article.id)
             article.title = data.title
-            article.slug = first_free(base, taken)
+            article.slug = first_free(base, taken, contended=contended)
         if data.description is not None:
             article.description = data.description
         if data.body is not None:
             article.body = data.body
         article.updated_at = utcnow()
         await session.flush()
+        if article.slug != previous:  # links to the old slug keep working
+            await repository.retire_slug(session, article.id, previous)
         if data.tag_list is not None:
             await repository.set_tags(session, article.id, article.created_at, data.tag_list)
         updated = await get(session, article.slug, user_id)
-        await events.article_updated(session, updated, old_slug=slug)
-        return updated
+        await events.article_updated(session, updated, old_slug=previous)
+        return updated, previous
 
     return await _write_retrying_slug(session, write)
 
 
-async def delete(session: AsyncSession, user_id: int, slug: str) -> None:
+async def delete(session: AsyncSession, user_id: int, slug: str) -> str:
+    """Delete the article; its slug (the current one, if ``slug`` was retired)."""
     await begin_write(session)
     article = await _owned(session, slug, user_id)
-    last_state = await get(session, slug, None)
+    last_state = await get(session, article.slug, None)
     # Comments, favorites and tag links go with it (ON DELETE CASCADE).
     await repository.delete_article(session, article.id)
     await events.article_deleted(session, last_state)
     await session.commit()
+    return article.slug
 
 
 async def set_favorite(

@@ -1,25 +1,50 @@
-"""Slugs: derived from the title, ASCII, unique (a collision gets ``-2``, ``-3``…)."""
+"""Slugs: derived from the title in its own script, unique.
+
+Letters, digits and combining marks of every script are kept, lower-cased
+(``Straße`` → ``straße``, ``Привет мир`` → ``привет-мир``); everything else
+becomes one ``-``. On the wire a slug is percent-encoded like any other
+non-ASCII path. A collision gets ``-2``, ``-3``…; a writer that loses a
+race for a slug takes a random suffix instead, so concurrent writers of one
+title never contend for the same next number.
+"""
 
 from __future__ import annotations
 
-import re
+import secrets
 import unicodedata
 
 MAX_BASE_LENGTH = 200
-_NON_WORD = re.compile(r"[^a-z0-9]+")
+_KEPT = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No", "Mn", "Mc", "Me"})
 
 
 def slugify(title: str) -> str:
-    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
-    slug = _NON_WORD.sub("-", ascii_title.lower()).strip("-")
-    slug = slug[:MAX_BASE_LENGTH].rstrip("-")
+    text = unicodedata.normalize("NFKC", title).lower()
+    words: list[str] = []
+    word: list[str] = []
+    for char in text:
+        if unicodedata.category(char) in _KEPT:
+            word.append(char)
+        elif word:
+            words.append("".join(word))
+            word = []
+    if word:
+        words.append("".join(word))
+    slug = "-".join(words)[:MAX_BASE_LENGTH].rstrip("-")
     return slug or "article"
 
 
-def first_free(base: str, taken: set[str]) -> str:
-    """``base`` if free, else ``base-N`` with the smallest free N ≥ 2."""
+def first_free(base: str, taken: set[str], *, contended: bool = False) -> str:
+    """``base`` if free, else ``base-N`` with the smallest free N ≥ 2.
+
+    ``contended``: a concurrent writer took what we picked last time; the
+    next number would race again, so take a random suffix.
+    """
     if base not in taken:
         return base
+    if contended:
+        while (slug := f"{base}-{secrets.token_hex(4)}") in taken:
+            pass
+        return slug
     n = 2
     while f"{base}-{n}" in taken:
         n += 1

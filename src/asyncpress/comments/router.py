@@ -8,6 +8,7 @@ from asyncpress.comments import service
 from asyncpress.comments.schemas import CommentResponse, CommentsResponse, NewCommentRequest
 from asyncpress.deps import CurrentUser, ResourcesDep, SessionDep, ViewerId
 from asyncpress.pagination import Offset
+from asyncpress.schemas import MAX_INT32
 
 router = APIRouter(prefix="/articles/{slug}/comments", tags=["Comments"])
 
@@ -43,7 +44,7 @@ async def add_comment(
 @router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_comment(
     slug: str,
-    comment_id: Annotated[int, Path(alias="id", ge=1)],
+    comment_id: Annotated[int, Path(alias="id", ge=1, le=MAX_INT32)],
     session: SessionDep,
     user: CurrentUser,
 ) -> Response:

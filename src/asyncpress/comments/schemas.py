@@ -5,18 +5,18 @@ from typing import Annotated
 from pydantic import StringConstraints
 
 from asyncpress.profiles.schemas import ProfileOut
-from asyncpress.schemas import Schema, Timestamp
+from asyncpress.schemas import Input, Schema, Timestamp
 
 CommentBody = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)
 ]
 
 
-class NewComment(Schema):
+class NewComment(Input):
     body: CommentBody
 
 
-class NewCommentRequest(Schema):
+class NewCommentRequest(Input):
     comment: NewComment
 
 

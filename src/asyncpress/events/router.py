@@ -32,7 +32,7 @@ from asyncpress.events.hub import (
 from asyncpress.events.log import LoggedEvent, compact_json
 from asyncpress.events.wire import DIRECT_KEY, DirectWriter
 from asyncpress.resources import Resources
-from asyncpress.schemas import Schema
+from asyncpress.schemas import MAX_INT64, Schema
 from asyncpress.security import TokenError
 
 router = APIRouter(tags=["Events"])
@@ -90,14 +90,14 @@ async def open_stream(
     channels: Annotated[str, Query(max_length=20_000, description="Comma-separated")],
     ticket: Annotated[str | None, Query(max_length=128)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id_query: Annotated[int | None, Query(alias="lastEventId", ge=0)] = None,
+    last_event_id_query: Annotated[
+        int | None, Query(alias="lastEventId", ge=0, le=MAX_INT64)
+    ] = None,
 ) -> StreamRequest:
     """Everything that can refuse a stream, checked before it starts."""
     since = last_event_id_query
     if last_event_id is not None and last_event_id.strip():
-        if not last_event_id.strip().isdigit():
-            raise Invalid("Last-Event-ID", "must be an event id (a whole number)")
-        since = int(last_event_id)
+        since = _event_id(last_event_id.strip())
     viewer = None
     if ticket is not None:
         viewer = await _viewer_from_ticket(resources, ticket)
@@ -108,6 +108,13 @@ async def open_stream(
     except ChannelError as exc:
         raise _channel_error(exc) from exc
     return StreamRequest(viewer=viewer, keys=keys, since=since)
+
+
+def _event_id(text: str) -> int:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_INT64):
+        raise Invalid("Last-Event-ID", "must be an event id (a whole number)")
+    return int(text)
 
 
 def _frame(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
@@ -353,7 +360,7 @@ class SocketSession:
         if last_event_id is not None and (
             not isinstance(last_event_id, int)
             or isinstance(last_event_id, bool)
-            or last_event_id < 0
+            or not 0 <= last_event_id <= MAX_INT64
         ):
             self._error("'lastEventId' must be an event id (a whole number)")
             return

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, StrictBool
 
-from asyncpress.schemas import Schema
+from asyncpress.schemas import Input, Schema
 
 
 class Preferences(Schema):
@@ -11,7 +11,7 @@ class Preferences(Schema):
     favorite_of_my_article: StrictBool
 
 
-class PreferencesUpdate(Schema):
+class PreferencesUpdate(Input):
     model_config = ConfigDict(extra="forbid")
 
     comment_on_my_article: StrictBool | None = None
@@ -19,7 +19,7 @@ class PreferencesUpdate(Schema):
     favorite_of_my_article: StrictBool | None = None
 
 
-class PreferencesRequest(Schema):
+class PreferencesRequest(Input):
     notifications: PreferencesUpdate
 
 

@@ -10,7 +10,7 @@ from pydantic import StringConstraints
 from asyncpress.articles import service as articles
 from asyncpress.deps import SessionDep, ViewerId
 from asyncpress.rendering.markdown import MAX_MARKDOWN_CHARS, to_html
-from asyncpress.schemas import Schema
+from asyncpress.schemas import Input, Schema
 
 router = APIRouter(tags=["Rendering"])
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["Rendering"])
 _render_slots = anyio.CapacityLimiter(4)
 
 
-class RenderRequest(Schema):
+class RenderRequest(Input):
     markdown: Annotated[str, StringConstraints(max_length=MAX_MARKDOWN_CHARS)]
 
 

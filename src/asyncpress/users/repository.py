@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncpress.users.models import User
+from asyncpress.users.models import User, fold
 
 
 async def by_email(session: AsyncSession, email: str) -> User | None:
@@ -22,7 +22,7 @@ async def taken_fields(
     """Which of ``username`` / ``email`` another account already uses."""
     conditions = []
     if username is not None:
-        conditions.append(func.lower(User.username) == username.lower())
+        conditions.append(User.username_key == fold(username))
     if email is not None:
         conditions.append(User.email == email)
     if not conditions:
@@ -32,7 +32,7 @@ async def taken_fields(
         stmt = stmt.where(User.id != exclude_id)
     taken: list[str] = []
     for row in (await session.execute(stmt)).all():
-        if username is not None and row.username.lower() == username.lower():
+        if username is not None and fold(row.username) == fold(username):
             taken.append("username")
         if email is not None and row.email == email:
             taken.append("email")

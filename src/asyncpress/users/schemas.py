@@ -6,7 +6,7 @@ from typing import Annotated
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
-from asyncpress.schemas import Schema
+from asyncpress.schemas import Input, Schema
 
 USERNAME_PATTERN = r"^[\w.\-]+$"
 MAX_IMAGE_URL = 2048
@@ -48,34 +48,40 @@ Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 ImageUrl = Annotated[str | None, BeforeValidator(_image)]
 
 
-class NewUser(Schema):
+class NewUser(Input):
     username: Username
     email: Email
     password: NewPassword
 
 
-class LoginUser(Schema):
+class LoginUser(Input):
     email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
     password: GivenPassword
 
 
-class UserUpdate(Schema):
+def _blank_is_unchanged(value: object) -> object:
+    return None if value == "" else value
+
+
+class UserUpdate(Input):
     username: Username | None = None
     email: Email | None = None
-    password: NewPassword | None = None
+    # Front ends send the whole settings form; an empty password field means
+    # "keep the current one" (a blank username or e-mail is still refused).
+    password: Annotated[NewPassword | None, BeforeValidator(_blank_is_unchanged)] = None
     bio: Bio | None = None
     image: ImageUrl = None
 
 
-class NewUserRequest(Schema):
+class NewUserRequest(Input):
     user: NewUser
 
 
-class LoginRequest(Schema):
+class LoginRequest(Input):
     user: LoginUser
 
 
-class UpdateUserRequest(Schema):
+class UpdateUserRequest(Input):
     user: UserUpdate
 
 
