@@ -117,6 +117,7 @@ class Bench:
             "DATABASE_URL": self.url,
             "ENVIRONMENT": "production",
             "JWT_SECRET": SECRET,
+            "RATE_LIMITS": "false",  # load tests log in and register from one address
             "LOG_LEVEL": "WARNING",
             "OUTBOX_IN_PROCESS": "false",
             **extra,

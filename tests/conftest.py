@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -32,7 +31,7 @@ from asyncpress.models import Base
 from asyncpress.resources import Resources
 from tests.support import contract
 from tests.support.live import Served
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, empty_database
 from tests.support.processes import TEST_SECRET, RedisServer
 
 ALL_BACKENDS = ("sqlite", "postgresql")
@@ -120,6 +119,11 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # In-process apps share the test runner's process: its objects are not
         # the app's to freeze. Served apps (real processes) keep the default.
         "gc_freeze": False,
+        # Tests register many accounts from one address; tests/test_rate_limits.py
+        # turns the limits on.
+        "rate_limits": False,
+        # An in-process app is the only process serving its database.
+        "local_cache": "on",
         "mailbox_dir": tempfile.mkdtemp(prefix="mailbox-", dir=_MAILBOXES.name),
     }
     values.update(overrides)
@@ -131,20 +135,10 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
-async def _empty_postgres(url: str) -> None:
-    """Remove every row, keeping the schema (PostgreSQL only)."""
-    dsn = url.replace("postgresql+asyncpg", "postgresql").replace("ssl=", "sslmode=")
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     if not settings.is_sqlite:
-        await _empty_postgres(settings.database_url)
+        await empty_database(settings.database_url)
     application = create_app(settings)
     # From here on, any blocking call made on the event loop fails the test.
     with blockbuster_ctx():
@@ -210,7 +204,7 @@ async def row_count(app: FastAPI, table: str) -> int:
 def server(database_url: str, tmp_path: Path) -> Iterator[str]:
     """``asyncpress serve`` in its own process; yields its base URL."""
     if "asyncpg" in database_url:
-        asyncio.run(_empty_postgres(database_url))
+        asyncio.run(empty_database(database_url))
     served = Served(
         database_url,
         tmp_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from asyncpress.articles.models import Article
-from asyncpress.cache import MemoryCache
+from asyncpress.cache import MemoryCache, cache_for
 from asyncpress.config import Settings
 from asyncpress.db import utcnow
 from asyncpress.main import create_app
@@ -20,6 +21,7 @@ from asyncpress.users.models import User
 from tests.conftest import count_statements, make_settings
 from tests.factories import Account, create_article, register
 from tests.support import contract
+from tests.support.live import Served
 from tests.support.processes import RedisServer
 
 
@@ -253,3 +255,54 @@ async def test_a_cold_key_is_computed_once_and_no_lock_outlives_the_work() -> No
     for n in range(100):  # many different keys, as article slugs are
         await cached.get_or_compute(f"article:{n}", 60, compute)
     assert cached._locks == {}
+
+
+class TestSeveralProcessesWithoutRedis:
+    @pytest.mark.parametrize(
+        ("url", "workers", "local_cache", "expected"),
+        [
+            ("sqlite+aiosqlite:///./x.db", 1, "auto", True),
+            ("sqlite+aiosqlite:///./x.db", 2, "auto", False),
+            ("postgresql+asyncpg://u:p@h/db", 1, "auto", False),
+            ("postgresql+asyncpg://u:p@h/db", 4, "on", True),
+            ("sqlite+aiosqlite:///./x.db", 1, "off", False),
+        ],
+    )
+    def test_only_a_lone_process_caches_in_its_own_memory(
+        self, url: str, workers: int, local_cache: str, expected: bool
+    ) -> None:
+        settings = make_settings(url, serve_workers=workers, local_cache=local_cache)
+        assert settings.process_cache is expected
+        assert isinstance(cache_for(settings), MemoryCache) is expected
+
+    def test_two_workers_never_serve_an_edited_or_deleted_article(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        served = Served(database_url, tmp_path, "two-workers", workers="2", LOG_LEVEL="WARNING")
+        try:
+            with httpx.Client(base_url=served.base, timeout=10) as http:
+                user = {"username": "w", "email": "w@example.com", "password": "p" * 8}
+                token = http.post("/api/users", json={"user": user}).json()["user"]["token"]
+                auth = {"Authorization": f"Token {token}"}
+                article = {"title": "Twice", "description": "d", "body": "old text"}
+                slug = http.post("/api/articles", json={"article": article}, headers=auth).json()[
+                    "article"
+                ]["slug"]
+                # Fresh connections, so reads land on both workers and fill any cache.
+                for _ in range(20):
+                    assert httpx.get(f"{served.base}/api/articles/{slug}").status_code == 200
+                edited = {"article": {"body": "new text"}}
+                http.put(f"/api/articles/{slug}", json=edited, headers=auth)
+                bodies = {
+                    httpx.get(f"{served.base}/api/articles/{slug}").json()["article"]["body"]
+                    for _ in range(20)
+                }
+                assert bodies == {"new text"}
+                http.delete(f"/api/articles/{slug}", headers=auth)
+                statuses = {
+                    httpx.get(f"{served.base}/api/articles/{slug}").status_code for _ in range(20)
+                }
+                assert statuses == {404}
+            assert "caching is off" in served.process.output()
+        finally:
+            served.process.stop(timeout=15)

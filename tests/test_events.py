@@ -14,16 +14,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import _empty_postgres
 from tests.factories import Account, add_comment, create_article, register
 from tests.support.live import Served, socket, sse
+from tests.support.postgres import empty_database
 
 
 @pytest.fixture
 def served(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
     """The app; ``indirect`` param "queued" turns direct socket writes off."""
     if "asyncpg" in database_url:
-        asyncio.run(_empty_postgres(database_url))
+        asyncio.run(empty_database(database_url))
     direct = getattr(request, "param", "direct") == "direct"
     app = Served(
         database_url,
@@ -384,7 +384,7 @@ class TestProtocolErrors:
         self, database_url: str, tmp_path: Path
     ) -> None:
         if "asyncpg" in database_url:
-            await _empty_postgres(database_url)
+            await empty_database(database_url)
         app = await run_sync(
             lambda: Served(
                 database_url,

@@ -20,9 +20,9 @@ import pytest
 from anyio.to_thread import run_sync
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import _empty_postgres
 from tests.factories import Account, add_comment, create_article, register
 from tests.support.live import Served, socket, sse, until
+from tests.support.postgres import empty_database
 from tests.support.processes import RedisServer
 
 pytestmark = pytest.mark.postgres_only
@@ -34,7 +34,7 @@ SLOW_POLL = {"EVENTS_POLL_S": "30"}
 def pair(
     database_url: str, tmp_path: Path, redis_server: RedisServer
 ) -> Iterator[tuple[Served, Served]]:
-    asyncio.run(_empty_postgres(database_url))
+    asyncio.run(empty_database(database_url))
     env = {"REDIS_URL": redis_server.url, **SLOW_POLL}
     a = Served(database_url, tmp_path, "worker-a", **env)
     b = Served(database_url, tmp_path, "worker-b", **env)
@@ -161,7 +161,7 @@ class TestSlowAndStopping:
     async def test_a_client_that_stops_reading_is_dropped_and_others_get_everything(
         self, database_url: str, tmp_path: Path
     ) -> None:
-        await _empty_postgres(database_url)
+        await empty_database(database_url)
         app = await run_sync(
             lambda: Served(
                 database_url,
@@ -225,7 +225,7 @@ class TestSlowAndStopping:
     async def test_sigterm_closes_sockets_with_1001_and_ends_streams(
         self, database_url: str, tmp_path: Path
     ) -> None:
-        await _empty_postgres(database_url)
+        await empty_database(database_url)
         app = await run_sync(lambda: Served(database_url, tmp_path, "stopping"))
         async with app.client() as http:
             ann: Account = await register(http, "ann")

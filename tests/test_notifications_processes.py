@@ -19,8 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import _empty_postgres
-from tests.support.postgres import free_port
+from tests.support.postgres import empty_database, free_port
 from tests.support.processes import TEST_SECRET, Process, SmtpSink
 
 pytestmark = pytest.mark.postgres_only
@@ -118,7 +117,7 @@ def sink(tmp_path: Path) -> Iterator[SmtpSink]:
 
 @pytest.fixture
 def cluster(database_url: str, sink: SmtpSink, tmp_path: Path) -> Iterator[Cluster]:
-    asyncio.run(_empty_postgres(database_url))
+    asyncio.run(empty_database(database_url))
     group = Cluster(database_url, sink, tmp_path)
     yield group
     group.close()

@@ -1,7 +1,10 @@
 """Caching of values that may be a little stale: in process, or in Redis.
 
 Embedded mode keeps entries in this process's memory. With ``REDIS_URL`` set
-they live in Redis, shared by every worker and machine. Values are JSON. A
+they live in Redis, shared by every worker and machine. Several processes
+without Redis cache nothing: each would keep its own copy, and a write
+through one would leave the others serving the old one
+(``Settings.process_cache`` decides). Values are JSON. A
 Redis outage is never an error: a failed or slow cache call (short socket
 timeouts) is logged and treated as a miss, so requests fall back to the
 database.
@@ -18,6 +21,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from asyncpress.config import Settings
 from asyncpress.redis_client import redis_client
 
 log = logging.getLogger(__name__)
@@ -137,5 +141,32 @@ class Cached:
         await self.cache.delete(*keys)
 
 
-def cache_for(redis_url: str | None) -> Cache:
-    return RedisCache(redis_url) if redis_url else MemoryCache()
+class NoCache:
+    """Every read a miss: for several processes that share no cache."""
+
+    async def get(self, key: str) -> Any | None:
+        return None
+
+    async def set(self, key: str, value: Any, ttl_s: float) -> None:
+        return None
+
+    async def delete(self, *keys: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def cache_for(settings: Settings) -> Cache:
+    if settings.redis_url:
+        return RedisCache(settings.redis_url)
+    if settings.process_cache:
+        return MemoryCache()
+    log.warning(
+        "caching is off: this process may not be the only one serving %s "
+        "(SERVE_WORKERS=%s) and REDIS_URL is not set; set REDIS_URL to share a cache, "
+        "or LOCAL_CACHE=on if this is the only process",
+        "a PostgreSQL database" if not settings.is_sqlite else "this database",
+        settings.serve_workers,
+    )
+    return NoCache()

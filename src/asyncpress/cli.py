@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,13 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Proxies whose X-Forwarded-For/-Proto are believed, comma-separated, or '*' "
+            "(default: FORWARDED_ALLOW_IPS, else 127.0.0.1)."
+        ),
+    ] = None,
     factory: Annotated[
         str, typer.Option(hidden=True, help="ASGI app factory (the benchmark suite's baselines).")
     ] = "asyncpress.main:app_factory",
@@ -54,6 +62,9 @@ def serve(
     from asyncpress.events.uvicorn_protocols import HTTP_PROTOCOL, WS_PROTOCOL  # noqa: PLC0415
 
     settings = _settings()
+    # Each worker learns it is not alone (Settings.serve_workers): without
+    # Redis, several processes must not keep caches of their own.
+    os.environ["SERVE_WORKERS"] = str(1 if reload else workers)
     uvicorn.run(
         factory,
         factory=True,
@@ -72,6 +83,9 @@ def serve(
         # Client messages are small control messages; refuse big ones (close 1009)
         # before they are parsed on the event loop.
         ws_max_size=64 * 1024,
+        # The client address (rate limits) and scheme a trusted proxy forwards.
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips,
     )
 
 

@@ -98,6 +98,37 @@ class Settings(BaseSettings):
     # event once per subscriber; events are small JSON, so it is off by default.
     ws_compression: bool = False
 
+    # How many worker processes `asyncpress serve` started (it sets this for them).
+    serve_workers: int = Field(default=1, ge=1)
+    # Cache in process memory when there is no Redis: "auto" does so only for
+    # one process on SQLite (embedded mode); "on" asserts this is the only
+    # process serving the database; "off" never.
+    local_cache: Literal["auto", "on", "off"] = "auto"
+
+    # Attempts per client (asyncpress.ratelimit); "N per|/ [M] second|minute|hour|day".
+    rate_limits: bool = True
+    login_failures_per_account_address: str = "10 per 15 minutes"
+    login_failures_per_account: str = "50 per 15 minutes"
+    registrations_per_address: str = "20 per hour"
+    # Addresses whose X-Forwarded-For / -Proto `asyncpress serve` believes
+    # (the load balancer's), comma-separated; "*" trusts every peer.
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    @field_validator(
+        "login_failures_per_account_address",
+        "login_failures_per_account",
+        "registrations_per_address",
+    )
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from limits import parse  # noqa: PLC0415 - only to validate the syntax
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate such as '10 per 15 minutes'") from exc
+        return value
+
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp_url(cls, value: str | None) -> str | None:
@@ -131,6 +162,17 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def process_cache(self) -> bool:
+        """May this process cache in its own memory? (Without Redis; see cache.py.)
+
+        On PostgreSQL other processes or machines may serve the same data at
+        any time, so "auto" says no there, as it does for several workers.
+        """
+        if self.local_cache != "auto":
+            return self.local_cache == "on"
+        return self.is_sqlite and self.serve_workers == 1
 
 
 @lru_cache

@@ -19,6 +19,7 @@ class AppError(Exception):
     """A failure the client should see, with its status code and field."""
 
     status_code = 400
+    headers: dict[str, str] | None = None
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field} {message}")
@@ -134,7 +135,7 @@ def validation_errors(errors: Sequence[Any]) -> dict[str, list[str]]:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"WWW-Authenticate": "Token"} if exc.status_code == 401 else None
+    headers = {"WWW-Authenticate": "Token"} if exc.status_code == 401 else exc.headers
     return error_response(exc.status_code, {exc.field: [exc.message]}, headers)
 
 

@@ -34,6 +34,7 @@ from asyncpress.previews.fetch import Fetcher
 from asyncpress.previews.router import router as previews_router
 from asyncpress.previews.service import Previews
 from asyncpress.profiles.router import router as profiles_router
+from asyncpress.ratelimit import RateLimits
 from asyncpress.rendering.router import router as rendering_router
 from asyncpress.resources import Resources
 from asyncpress.security import Passwords, Tokens
@@ -60,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessionmaker.configure(info={HUB_KEY: hub})
         await hub.start()
         outbox = Outbox(settings, sessionmaker, transport_for(settings))
-        cache = Cached(cache_for(settings.redis_url))
+        cache = Cached(cache_for(settings))
+        limits = RateLimits(settings)
         # One client for every outbound request: pooled connections, bounded.
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.preview_timeout_s),
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache=cache,
             previews=Previews(sessionmaker, fetcher, settings.preview_max_age_s),
             events=hub,
+            limits=limits,
         )
         undo_signals = chain_shutdown(hub.begin_shutdown)
         quiet = QuietSlowClients()
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await outbox.stop(grace_s=3.0)
             await http.aclose()
             await cache.cache.close()
+            await limits.close()
             await engine.dispose()
             passwords.close()
 

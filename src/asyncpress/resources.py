@@ -11,6 +11,7 @@ from asyncpress.config import Settings
 from asyncpress.events.hub import Hub
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.previews.service import Previews
+from asyncpress.ratelimit import RateLimits
 from asyncpress.security import Passwords, Tokens
 
 
@@ -25,3 +26,4 @@ class Resources:
     cache: Cached
     previews: Previews
     events: Hub
+    limits: RateLimits

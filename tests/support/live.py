@@ -22,13 +22,15 @@ from tests.support.processes import TEST_SECRET, Process
 class Served:
     """``asyncpress serve`` in its own process on a free 127.0.0.1 port."""
 
-    def __init__(self, database_url: str, logs: Path, name: str, **env: str) -> None:
+    def __init__(
+        self, database_url: str, logs: Path, name: str, *, workers: str = "1", **env: str
+    ) -> None:
         self.env = env
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
         self.process = Process(
-            ["-m", "asyncpress.cli", "serve", "--port", str(self.port)],
+            ["-m", "asyncpress.cli", "serve", "--port", str(self.port), "--workers", workers],
             logs / f"{name}.log",
             {
                 "DATABASE_URL": database_url,
@@ -38,6 +40,8 @@ class Served:
                 "ARGON2_TIME_COST": "1",
                 "ARGON2_MEMORY_KIB": "64",
                 "MAILBOX_DIR": str(logs / f"{name}-mail"),
+                # Tests register many accounts from 127.0.0.1; the limits have tests of their own.
+                "RATE_LIMITS": "false",
                 **env,
             },
         )

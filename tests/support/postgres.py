@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -155,3 +157,22 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def empty_database(url: str) -> None:
+    """Remove every row of every table the models declare, keeping the schema.
+
+    For the PostgreSQL database the test session shares; a no-op on SQLite,
+    where every test gets a fresh file.
+    """
+    if not url.startswith("postgresql"):
+        return
+    from asyncpress.models import Base  # noqa: PLC0415 - the app's models, only here
+
+    tables = ", ".join(table.name for table in reversed(Base.metadata.sorted_tables))
+    dsn = url.replace("postgresql+asyncpg", "postgresql").replace("ssl=", "sslmode=")
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    finally:
+        await connection.close()

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Request, status
 
 from asyncpress.articles import counts
 from asyncpress.deps import CurrentUser, ResourcesDep, SessionDep
+from asyncpress.errors import Unauthorized
 from asyncpress.users import service
 from asyncpress.users.models import User
 from asyncpress.users.schemas import (
@@ -32,19 +33,37 @@ def _presented_token(request: Request) -> str:
     return request.headers["authorization"].strip().partition(" ")[2].strip()
 
 
+def _address(request: Request) -> str:
+    # The peer, or the client a trusted proxy names (--forwarded-allow-ips).
+    return request.client.host if request.client else "unknown"
+
+
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserResponse)
 async def register(
-    body: Annotated[NewUserRequest, Body()], session: SessionDep, resources: ResourcesDep
+    body: Annotated[NewUserRequest, Body()],
+    session: SessionDep,
+    resources: ResourcesDep,
+    request: Request,
 ) -> UserResponse:
+    await resources.limits.registration(_address(request))
     user = await service.register(session, resources.passwords, body.user)
     return user_response(user, resources.tokens.issue(user.id))
 
 
 @router.post("/users/login", response_model=UserResponse)
 async def login(
-    body: Annotated[LoginRequest, Body()], session: SessionDep, resources: ResourcesDep
+    body: Annotated[LoginRequest, Body()],
+    session: SessionDep,
+    resources: ResourcesDep,
+    request: Request,
 ) -> UserResponse:
-    user = await service.login(session, resources.passwords, body.user)
+    email, address = body.user.email.lower(), _address(request)
+    await resources.limits.before_login(email, address)
+    try:
+        user = await service.login(session, resources.passwords, body.user)
+    except Unauthorized:
+        await resources.limits.login_failed(email, address)
+        raise
     return user_response(user, resources.tokens.issue(user.id))
 
 
