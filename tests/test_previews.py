@@ -124,6 +124,19 @@ class TestLinkPreview:
             "http://[::1]/",
             "http://[::ffff:127.0.0.1]/",
             "http://0.0.0.0/",
+            "http://[::1",
+            "http://[::1]:99999/",
+            "http://localhost:99999/",
+            "http://localhost:0/",
+            "http://no-such-host.invalid/",
+            f"http://{'a' * 64}.example/",
+            "http://xn--a.example/",
+            "http://ex ample.com/",
+            "http://[2002:7f00:1::]/",
+            "http://[2002:a9fe:a9fe::]/latest/meta-data/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "http://",
         ],
     )
     async def test_refused_urls_are_422(self, client: httpx.AsyncClient, url: str) -> None:
@@ -154,7 +167,44 @@ class TestArticlePreviews:
         response = await client.get(f"/api/articles/{slug}/previews")
         assert response.status_code == 200
         assert [p["title"] for p in response.json()["previews"]] == ["One", "Two"]
+        assert response.json()["failed"] == [
+            {
+                "url": "http://10.0.0.7/secret",
+                "status": 422,
+                "error": response.json()["failed"][0]["error"],
+            }
+        ]
         assert (await client.get("/api/articles/nope/previews")).status_code == 404
+
+    async def test_bad_links_each_get_an_error_and_good_ones_are_still_previewed(
+        self, client: httpx.AsyncClient, app: FastAPI, upstream: str
+    ) -> None:
+        alice = await register(client)
+        bad = [
+            "http://[::1]/",
+            "http://no-such-host.invalid/",
+            "http://localhost:99999/",
+            f"http://{'a' * 64}.example/",
+            "http://xn--a.example/",
+            "http://[2002:7f00:1::]/",
+        ]
+        body = f"[Good]({upstream}/page?t=Good) then " + " and ".join(bad) + " [http://[::1]"
+        slug = (await create_article(client, alice, body=body))["slug"]
+        for _ in range(2):  # and again, once the good one is stored
+            response = await client.get(f"/api/articles/{slug}/previews")
+            assert response.status_code == 200, response.text
+            payload = response.json()
+            assert [p["title"] for p in payload["previews"]] == ["Good"]
+            failed = {f["url"]: f["status"] for f in payload["failed"]}
+            assert set(failed) == {*bad, "http://[::1]"}
+            assert set(failed.values()) == {422}
+
+    async def test_the_warm_up_after_a_create_survives_bad_links(
+        self, client: httpx.AsyncClient, app: FastAPI, upstream: str
+    ) -> None:
+        previews = resources(app).previews
+        await previews.warm(f"http://[::1 http://a:99999/ {upstream}/page?t=Warm")
+        assert await row_count(app, "link_previews") == 1
 
     async def test_concurrent_fetches_of_the_same_links_do_not_conflict(
         self, app: FastAPI, upstream: str
@@ -164,8 +214,12 @@ class TestArticlePreviews:
         urls = [f"{upstream}/page?t=same{n}" for n in range(10)]
         previews = resources(app).previews
         results = await asyncio.gather(*(previews.many(urls) for _ in range(4)))
-        assert [len(r) for r in results] == [10, 10, 10, 10]
+        assert [(len(found), failed) for found, failed in results] == [(10, [])] * 4
         assert await row_count(app, "link_previews") == 10
+
+    def test_a_bracketed_host_is_one_link_and_markdown_brackets_are_not(self) -> None:
+        text = "[see](http://[2001:db8::1]:8080/x) and [http://plain.example/a]."
+        assert links_in(text) == ["http://[2001:db8::1]:8080/x", "http://plain.example/a"]
 
     async def test_links_are_capped_at_twenty(self) -> None:
         text = " ".join(f"https://site{n}.example/" for n in range(30))
@@ -194,6 +248,12 @@ REFUSED = [
     "::ffff:10.0.0.1",
     "::127.0.0.1",
     "2001:db8::1",
+    "2002:7f00:1::",  # 6to4 wrapping 127.0.0.1
+    "2002:a9fe:a9fe::1",  # 6to4 wrapping 169.254.169.254
+    "2002:0a00:0001::",  # 6to4 wrapping 10.0.0.1
+    "64:ff9b::7f00:1",  # NAT64 wrapping 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 wrapping 169.254.169.254
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
 ]
 
 
@@ -204,7 +264,16 @@ class TestAddressVetting:
         with pytest.raises(Refused):
             vet("host.example", [address])
 
-    @pytest.mark.parametrize("address", ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"])
+    @pytest.mark.parametrize(
+        "address",
+        [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "2002:5db8:d822::1",
+            "64:ff9b::101:101",
+        ],
+    )
     def test_public_addresses_pass(self, address: str) -> None:
         assert vet("host.example", [address]) == address
 

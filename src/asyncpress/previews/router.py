@@ -2,16 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import httpx
 from fastapi import APIRouter, Query
 
 from asyncpress.articles import service as articles
 from asyncpress.db import release
 from asyncpress.deps import ResourcesDep, SessionDep, ViewerId
 from asyncpress.errors import AppError, Invalid
-from asyncpress.previews.fetch import UpstreamFailed
 from asyncpress.previews.service import links_in
-from asyncpress.previews.ssrf import Refused
+from asyncpress.previews.ssrf import PreviewFailed
 from asyncpress.schemas import Schema
 
 router = APIRouter(tags=["Link previews"])
@@ -37,8 +35,17 @@ class PreviewResponse(Schema):
     preview: PreviewOut
 
 
+class PreviewFailureOut(Schema):
+    url: str
+    status: int
+    error: str
+
+
 class PreviewsResponse(Schema):
     previews: list[PreviewOut]
+    # Links that could not be previewed, each with the status a single
+    # preview of it would answer (422, 502 or 504) and why.
+    failed: list[PreviewFailureOut]
 
 
 @router.get("/link-preview", response_model=PreviewResponse)
@@ -48,14 +55,9 @@ async def link_preview(
     """Title, description, image and site name of a public web page."""
     try:
         preview = await resources.previews.one(url)
-    except Refused as exc:
-        raise Invalid("url", str(exc)) from exc
-    except UpstreamFailed as exc:
-        raise BadGateway("url", str(exc)) from exc
-    except (TimeoutError, httpx.TimeoutException) as exc:
-        raise GatewayTimeout("url", "the page did not answer in time") from exc
-    except httpx.HTTPError as exc:
-        raise BadGateway("url", f"could not be fetched ({type(exc).__name__})") from exc
+    except PreviewFailed as exc:
+        kind = {422: Invalid, 504: GatewayTimeout}.get(exc.status, BadGateway)
+        raise kind("url", str(exc)) from exc
     return PreviewResponse(preview=PreviewOut.model_validate(preview))
 
 
@@ -66,5 +68,8 @@ async def article_previews(
     """Previews of the links in the article's body (at most 20), fetched concurrently."""
     record = await articles.get(session, slug, viewer_id)
     await release(session)  # no connection held while pages are fetched
-    previews = await resources.previews.many(links_in(record.body or ""))
-    return PreviewsResponse(previews=[PreviewOut.model_validate(p) for p in previews])
+    previews, failed = await resources.previews.many(links_in(record.body or ""))
+    return PreviewsResponse(
+        previews=[PreviewOut.model_validate(p) for p in previews],
+        failed=[PreviewFailureOut.model_validate(f) for f in failed],
+    )

@@ -9,30 +9,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asyncpress.db import begin_write, upsert, utcnow
-from asyncpress.previews.fetch import Fetcher, UpstreamFailed
+from asyncpress.previews.fetch import Fetcher
 from asyncpress.previews.models import LinkPreview
-from asyncpress.previews.ssrf import Refused
+from asyncpress.previews.ssrf import PreviewFailed
 
 log = logging.getLogger(__name__)
 
 MAX_LINKS = 20
-_URL = re.compile(r"https?://[^\s<>\"'`)\]]+", re.IGNORECASE)
+# Brackets are allowed (an IPv6 host is bracketed); an unbalanced closing one
+# is Markdown's (``[http://x]``) and is cut off below.
+_URL = re.compile(r"https?://[^\s<>\"'`)]+", re.IGNORECASE)
 
 Preview = dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    url: str
+    status: int
+    error: str
+
+
+def _trim(url: str) -> str:
+    url = url.rstrip(".,;:!?")
+    while url.endswith("]") and url.count("]") > url.count("["):
+        url = url[:-1].rstrip(".,;:!?")
+    return url
 
 
 def links_in(text: str) -> list[str]:
     """The http(s) URLs in ``text``, in order, without repeats, at most 20."""
     found: list[str] = []
     for match in _URL.finditer(text):
-        url = match.group(0).rstrip(".,;:!?")
+        url = _trim(match.group(0))
         if url not in found:
             found.append(url)
         if len(found) == MAX_LINKS:
@@ -80,24 +96,30 @@ class Previews:
         await self._store([{**preview, "url": url}], now)
         return {**preview, "url": url}
 
-    async def many(self, urls: list[str]) -> list[Preview]:
-        """Previews of ``urls`` (fetched concurrently where not stored); failures left out."""
+    async def many(self, urls: list[str]) -> tuple[list[Preview], list[Failure]]:
+        """Previews of ``urls`` (fetched concurrently where not stored), and each failure.
+
+        One link's failure, whatever it is, never costs the others theirs.
+        """
         now = utcnow()
         stored = await self._stored(urls, now)
         missing = [u for u in urls if u not in stored]
         fetched: dict[str, Preview] = {}
+        failed: dict[str, Failure] = {}
 
         async def fetch(url: str) -> None:
             try:
                 fetched[url] = {**(await self.fetcher.preview(url)), "url": url}
-            except (Refused, UpstreamFailed, TimeoutError, httpx.HTTPError) as exc:
+            except PreviewFailed as exc:
                 log.info("no preview for %s: %s", url, exc)
+                failed[url] = Failure(url, exc.status, str(exc))
 
         async with asyncio.TaskGroup() as group:
             for url in missing:
                 group.create_task(fetch(url))
         await self._store(list(fetched.values()), now)
-        return [found for u in urls if (found := stored.get(u) or fetched.get(u))]
+        previews = [found for u in urls if (found := stored.get(u) or fetched.get(u))]
+        return previews, [failed[u] for u in urls if u in failed]
 
     async def warm(self, text: str) -> None:
         """Fetch and store the previews of the links in ``text`` (after a write)."""
