@@ -164,6 +164,28 @@ class StreamEnded(Exception):
     """A streaming response the server cut off on purpose; nothing to report."""
 
 
+async def _database_fault(request: Request, exc: Exception) -> JSONResponse:
+    from asyncpress.db_faults import RETRY_AFTER_S, classify  # noqa: PLC0415 - drivers
+
+    status = classify(exc)
+    if status is None:
+        return await _unexpected(request, exc)
+    log.warning(
+        "%s %s: database unavailable (%s: %s)",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+    )
+    if status == 504:
+        return error_response(504, {"database": ["did not answer in time"]})
+    return error_response(
+        503,
+        {"database": ["is unavailable; try again shortly"]},
+        {"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, StreamEnded):  # the response is under way: no body is sent
         return error_response(500, {"request": ["stream ended"]})
@@ -176,4 +198,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidFields, _invalid_fields)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    from asyncpress.db_faults import FAULTS  # noqa: PLC0415 - drivers
+
+    for fault in FAULTS:
+        app.add_exception_handler(fault, _database_fault)
     app.add_exception_handler(Exception, _unexpected)

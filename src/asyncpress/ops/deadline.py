@@ -4,6 +4,13 @@ Past it the request's work is cancelled (its database session closes and
 the connection goes back to the pool) and the client gets a 504 in the
 error envelope. Routes that stream for long (exports, event streams) get
 their own allowance by path prefix; ``None`` means no deadline.
+
+The 504 does not wait for the cancelled work to unwind for longer than
+``CLEANUP_GRACE_S``: against a frozen database, rolling back the cancelled
+transaction waits on the database too, and the client would get its answer
+only when the database did. Work still unwinding then finishes in the
+background (held here, so it is not collected), and whatever it tries to
+send is dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from asyncpress.errors import error_response
 
 log = logging.getLogger(__name__)
 
+CLEANUP_GRACE_S = 0.25
+
 
 class DeadlineMiddleware:
     def __init__(
@@ -26,6 +35,7 @@ class DeadlineMiddleware:
         self.default_s = default_s
         # Longest prefix first, so "/api/articles/export" beats "/api/articles".
         self.by_prefix = sorted((by_prefix or {}).items(), key=lambda kv: -len(kv[0]))
+        self._unwinding: set[asyncio.Task[None]] = set()
 
     def deadline_for(self, path: str) -> float | None:
         for prefix, seconds in self.by_prefix:
@@ -41,22 +51,51 @@ class DeadlineMiddleware:
         if seconds is None:
             await self.app(scope, receive, send)
             return
-        started = False
+        started = answered = False
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if answered:
+                return  # we answered 504 for it; the late work has no say
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
+        work = asyncio.ensure_future(self.app(scope, receive, guarded_send))
         try:
-            async with asyncio.timeout(seconds) as deadline:
-                await self.app(scope, receive, tracking_send)
-        except TimeoutError:
-            if not deadline.expired():
-                raise  # some other timeout inside the app: not ours to answer
-            log.warning("%s %s passed its %.1f s deadline", scope["method"], scope["path"], seconds)
-            if started:
-                raise  # a response is under way; all we can do is cut it off
-            response = error_response(504, {"request": [f"took longer than {seconds:g} s"]})
-            await response(scope, receive, send)
+            done, _ = await asyncio.wait({work}, timeout=seconds)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
+        if done:
+            work.result()  # re-raises what the app raised
+            return
+        work.cancel()
+        # A moment to unwind (its session closes). asyncio.wait raises none of
+        # the work's errors; they are logged below or by the done callback.
+        await asyncio.wait({work}, timeout=CLEANUP_GRACE_S)
+        if not work.done():
+            self._unwinding.add(work)
+            work.add_done_callback(self._unwound)
+        elif not work.cancelled() and work.exception() is not None:
+            log.warning(
+                "%s %s failed after its deadline",
+                scope["method"],
+                scope["path"],
+                exc_info=work.exception(),
+            )
+        log.warning("%s %s passed its %.1f s deadline", scope["method"], scope["path"], seconds)
+        if started:
+            # A response is under way: all we can do is cut it off.
+            raise TimeoutError(f"{scope['path']} passed its {seconds:g} s deadline")
+        answered = True
+        response = error_response(504, {"request": [f"took longer than {seconds:g} s"]})
+        await response(scope, receive, send)
+
+    def _unwound(self, task: asyncio.Task[None]) -> None:
+        self._unwinding.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "a request's work failed while unwinding after its deadline",
+                exc_info=task.exception(),
+            )

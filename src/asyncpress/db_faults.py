@@ -1,0 +1,72 @@
+"""Database faults a client did not cause: 503 with ``Retry-After``, never a 500.
+
+- the pool had no connection free within ``DB_POOL_TIMEOUT_S`` (the
+  database is slow or stalled, or the process is overloaded);
+- the connection was lost mid-request (a restart, a failover, a killed
+  backend) or a new one could not be opened;
+- the server is shutting down or refuses connections for now;
+- SQLite's write lock was not granted within its busy timeout.
+
+A statement cut off by ``DB_STATEMENT_TIMEOUT_MS`` is the database's own
+deadline: 504, like the request deadline. Anything else stays a 500: a bug.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+
+RETRY_AFTER_S = 1
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # 57P: shutdown, cannot connect now
+    asyncpg.exceptions.TooManyConnectionsError,
+    ConnectionError,
+)
+
+# What the app's handlers are registered for. Not OSError: TimeoutError is
+# one, and an app's own timeout is a bug to see (500), not a database fault.
+FAULTS: tuple[type[Exception], ...] = (
+    sa_exc.SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, the driver error SQLAlchemy wraps, and their causes."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(seen) < 10:
+        current = todo.pop()
+        if current is None or current in seen:
+            continue
+        seen.append(current)
+        todo.extend([current.__cause__, current.__context__, getattr(current, "orig", None)])
+    return seen
+
+
+def _is_lost(cause: BaseException) -> bool:
+    if isinstance(cause, _CONNECTION_ERRORS):
+        return True
+    if isinstance(cause, asyncpg.InterfaceError):
+        return "closed" in str(cause)
+    return isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+
+
+def classify(exc: BaseException) -> int | None:
+    """503 or 504 for a database fault, None for anything else."""
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection in time
+        return 503
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return 503
+    if not isinstance(exc, FAULTS):
+        return None
+    chain = _chain(exc)
+    if any(isinstance(c, asyncpg.exceptions.QueryCanceledError) for c in chain):
+        return 504
+    return 503 if any(_is_lost(c) for c in chain) else None
