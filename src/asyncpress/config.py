@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # (asyncpress.events.collector).
     gc_freeze: bool = True
     shutdown_grace_s: int = Field(default=10, ge=1)
+    # Request heads on `asyncpress serve` (431 past the size, 408 past the time).
+    max_request_head_bytes: int = Field(default=64 * 1024, ge=1024)
+    request_head_timeout_s: float = Field(default=10.0, gt=0)
     ws_implementation: Literal["websockets", "websockets-sansio"] = "websockets-sansio"
     # permessage-deflate keeps a compressor per connection and compresses each
     # event once per subscriber; events are small JSON, so it is off by default.
