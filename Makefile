@@ -7,7 +7,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench bench-quick bench-dry bench-notifications bench-features bench-realtime
+.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench bench-quick bench-dry bench-notifications bench-features bench-realtime bench-render
 
 help:
 	@echo "make run        set up, migrate the SQLite database and serve on http://$(HOST):$(PORT)"
@@ -70,6 +70,9 @@ bench-features: install
 
 bench-realtime: install
 	.venv/bin/python -m bench.realtime
+
+bench-render: install
+	.venv/bin/python -m bench.render
 
 clean:
 	rm -rf .venv .mypy_cache .pytest_cache .ruff_cache

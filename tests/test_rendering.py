@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 from html.parser import HTMLParser
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from asyncpress.config import Settings
+from asyncpress.rendering.pool import Renderer
+from tests.conftest import make_settings, resources
 from tests.factories import create_article, register
 
 
@@ -90,3 +95,58 @@ class TestRender:
         assert "<strong>bold</strong>" in html
         assert "<script" not in html
         assert (await client.get("/api/articles/nope/html")).status_code == 404
+
+
+class TestRenderPool:
+    """Renders run in worker processes with a deadline and a bounded queue."""
+
+    @pytest.fixture
+    def settings(self, database_url: str) -> Settings:
+        return make_settings(database_url, render_timeout_s=0.3, render_queue=2)
+
+    async def test_a_render_past_its_deadline_is_422_and_the_pool_recovers(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        renderer = resources(app).renderer
+        response = await client.post("/api/render", json={"markdown": "[" * 100_000})
+        assert response.status_code == 422
+        assert response.json() == {"errors": {"markdown": ["takes longer than 0.3 s to render"]}}
+        assert renderer._generation == 1  # the runaway worker was ended with its pool
+        ok = await client.post("/api/render", json={"markdown": "*fine*"})
+        assert ok.json() == {"html": "<p><em>fine</em></p>\n"}
+
+    async def test_renders_in_flight_when_the_pool_restarts_are_told_to_retry(
+        self, app: FastAPI
+    ) -> None:
+        transport = httpx.ASGITransport(app=app)  # no contract hook: 503 is the point
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as plain:
+            heavy = [plain.post("/api/render", json={"markdown": "[" * 100_000}) for _ in range(2)]
+            statuses = sorted(r.status_code for r in await asyncio.gather(*heavy))
+        # One passes its deadline and restarts the pool; the other waited on that
+        # pool: 422 for the first, and a 422 or a 503 to retry for the second.
+        assert statuses[0] == 422
+        assert statuses[1] in (422, 503)
+
+    async def test_a_full_queue_is_503_with_retry_after(self, app: FastAPI) -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as plain:
+            # Two slots (one process, RENDER_QUEUE=2): the third render waits for none.
+            heavy = [
+                asyncio.create_task(plain.post("/api/render", json={"markdown": "[" * 50_000}))
+                for _ in range(2)
+            ]
+            slots = resources(app).renderer._slots
+            async with asyncio.timeout(5):
+                while not slots.locked():  # noqa: ASYNC110 - both renders hold their slots
+                    await asyncio.sleep(0.005)
+            refused = await plain.post("/api/render", json={"markdown": "x"})
+            await asyncio.gather(*heavy)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json() == {
+            "errors": {"markdown": ["the renderer is busy; try again shortly"]}
+        }
+
+    def test_threads_are_still_an_option(self, database_url: str) -> None:
+        settings = make_settings(database_url, render_processes=0)
+        assert Renderer(settings).processes == 0

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     # (asyncpress.events.collector).
     gc_freeze: bool = True
     shutdown_grace_s: int = Field(default=10, ge=1)
+    # Markdown rendering (asyncpress.rendering.pool): worker processes (0 = threads),
+    # the deadline of one render, and renders queued per process.
+    render_processes: int = Field(default=1, ge=0, le=32)
+    render_timeout_s: float = Field(default=2.0, gt=0)
+    render_queue: int = Field(default=8, ge=1)
     # Request heads on `asyncpress serve` (431 past the size, 408 past the time).
     max_request_head_bytes: int = Field(default=64 * 1024, ge=1024)
     request_head_timeout_s: float = Field(default=10.0, gt=0)

@@ -35,6 +35,7 @@ from asyncpress.previews.router import router as previews_router
 from asyncpress.previews.service import Previews
 from asyncpress.profiles.router import router as profiles_router
 from asyncpress.ratelimit import RateLimits
+from asyncpress.rendering.pool import Renderer
 from asyncpress.rendering.router import router as rendering_router
 from asyncpress.resources import Resources
 from asyncpress.security import Passwords, Tokens
@@ -43,6 +44,22 @@ from asyncpress.tags.router import router as tags_router
 from asyncpress.users.router import router as users_router
 
 log = logging.getLogger("asyncpress")
+
+
+def _fetcher(settings: Settings) -> tuple[httpx.AsyncClient, Fetcher]:
+    """One client for every outbound request (pooled, bounded), and the preview fetcher on it."""
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.preview_timeout_s),
+        limits=httpx.Limits(max_connections=settings.preview_max_connections),
+        follow_redirects=False,
+        headers={"User-Agent": f"asyncpress/{__version__} (link preview)"},
+    )
+    fetcher = Fetcher(
+        http,
+        deadline_s=settings.preview_deadline_s,
+        allowed_hosts=frozenset(settings.preview_allowed_hosts),
+    )
+    return http, fetcher
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,18 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         outbox = Outbox(settings, sessionmaker, transport_for(settings))
         cache = Cached(cache_for(settings))
         limits = RateLimits(settings)
-        # One client for every outbound request: pooled connections, bounded.
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.preview_timeout_s),
-            limits=httpx.Limits(max_connections=settings.preview_max_connections),
-            follow_redirects=False,
-            headers={"User-Agent": f"asyncpress/{__version__} (link preview)"},
-        )
-        fetcher = Fetcher(
-            http,
-            deadline_s=settings.preview_deadline_s,
-            allowed_hosts=frozenset(settings.preview_allowed_hosts),
-        )
+        renderer = Renderer(settings)
+        http, fetcher = _fetcher(settings)
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
@@ -86,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             previews=Previews(sessionmaker, fetcher, settings.preview_max_age_s),
             events=hub,
             limits=limits,
+            renderer=renderer,
         )
         undo_signals = chain_shutdown(hub.begin_shutdown)
         quiet = QuietSlowClients()
@@ -107,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await http.aclose()
             await cache.cache.close()
             await limits.close()
+            await renderer.close()
             await engine.dispose()
             passwords.close()
 

@@ -12,6 +12,7 @@ from asyncpress.events.hub import Hub
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.previews.service import Previews
 from asyncpress.ratelimit import RateLimits
+from asyncpress.rendering.pool import Renderer
 from asyncpress.security import Passwords, Tokens
 
 
@@ -27,3 +28,4 @@ class Resources:
     previews: Previews
     events: Hub
     limits: RateLimits
+    renderer: Renderer
