@@ -149,8 +149,32 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, validation_errors(exc.errors()))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """The methods of the first route template that matches this path.
+
+    One route serves one method, so a template's methods are spread over
+    several routes; the first template to match is the one the path means
+    (``/api/articles/feed`` is the feed, not an article called "feed").
+    """
+    from asyncpress.routes import flat_routes  # noqa: PLC0415 - only for a 405
+
+    template: str | None = None
+    methods: set[str] = set()
+    for route in flat_routes(request.app.router.routes):
+        path_format = getattr(route, "path_format", None)
+        if template is not None and path_format != template:
+            continue
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match.value and getattr(route, "methods", None):  # FULL or PARTIAL
+            template = path_format
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
     field = {404: "path", 405: "method"}.get(exc.status_code, "request")
     detail = str(exc.detail) or "failed"
     phrases = {status.phrase for status in HTTPStatus}

@@ -25,6 +25,7 @@ from asyncpress.events.signals import chain_shutdown
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.notifications.router import router as notifications_router
 from asyncpress.notifications.transport import transport_for
+from asyncpress.openapi import install_openapi
 from asyncpress.ops.deadline import DeadlineMiddleware
 from asyncpress.ops.gate import RequestGateMiddleware
 from asyncpress.ops.gc_pauses import PAUSES
@@ -46,6 +47,25 @@ from asyncpress.users.router import router as users_router
 log = logging.getLogger("asyncpress")
 
 
+TAGS = [
+    {
+        "name": "User and Authentication",
+        "description": "Register, log in, read and update your account.",
+    },
+    {"name": "Profile", "description": "Public profiles; follow and unfollow authors."},
+    {"name": "Articles", "description": "Articles: list, feed, read, write, export and import."},
+    {"name": "Favorites", "description": "Favorite and unfavorite articles."},
+    {"name": "Comments", "description": "Comments on an article."},
+    {"name": "Tags", "description": "Tags in use, most used first."},
+    {"name": "Rendering", "description": "Markdown to safe HTML."},
+    {"name": "Stats", "description": "Counts for a dashboard, a few seconds old at most."},
+    {"name": "Link previews", "description": "Title, description and image of public pages."},
+    {"name": "Events", "description": "Live events over Server-Sent Events (WebSocket: /api/ws)."},
+    {"name": "Notifications", "description": "Which e-mail notifications you receive."},
+    {"name": "Operations", "description": "Health checks and metrics for operators."},
+]
+
+
 def _fetcher(settings: Settings) -> tuple[httpx.AsyncClient, Fetcher]:
     """One client for every outbound request (pooled, bounded), and the preview fetcher on it."""
     http = httpx.AsyncClient(
@@ -60,6 +80,35 @@ def _fetcher(settings: Settings) -> tuple[httpx.AsyncClient, Fetcher]:
         allowed_hosts=frozenset(settings.preview_allowed_hosts),
     )
     return http, fetcher
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """The pure-ASGI layers, innermost first."""
+    app.add_middleware(
+        DeadlineMiddleware,
+        default_s=settings.request_timeout_s,
+        by_prefix={
+            "/api/articles/export": settings.export_timeout_s,
+            "/api/events": None,  # streams end by their own lifetime cap
+            "/api/events/ticket": settings.request_timeout_s,
+        },
+    )
+    app.add_middleware(
+        StreamGuardMiddleware, path="/api/events", send_timeout_s=settings.events_send_timeout_s
+    )
+    app.add_middleware(
+        RequestGateMiddleware,
+        default=settings.max_body_bytes,
+        by_path={"/api/articles/import": settings.max_import_body_bytes},
+    )
+    app.add_middleware(ServerTimingMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Requested-With"],
+        max_age=600,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -125,34 +174,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
         version=__version__,
         summary="RealWorld (Conduit) API and more, on async FastAPI.",
+        openapi_tags=TAGS,
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(
-        DeadlineMiddleware,
-        default_s=settings.request_timeout_s,
-        by_prefix={
-            "/api/articles/export": settings.export_timeout_s,
-            "/api/events": None,  # streams end by their own lifetime cap
-            "/api/events/ticket": settings.request_timeout_s,
-        },
-    )
-    app.add_middleware(
-        StreamGuardMiddleware, path="/api/events", send_timeout_s=settings.events_send_timeout_s
-    )
-    app.add_middleware(
-        RequestGateMiddleware,
-        default=settings.max_body_bytes,
-        by_path={"/api/articles/import": settings.max_import_body_bytes},
-    )
-    app.add_middleware(ServerTimingMiddleware)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Requested-With"],
-        max_age=600,
-    )
+    install_openapi(app)
+    _install_middleware(app, settings)
     api = APIRouter(prefix="/api")
     for router in (
         users_router,

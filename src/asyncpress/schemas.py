@@ -36,6 +36,9 @@ class Schema(BaseModel):
 
 
 NUL_MESSAGE = "must not contain NUL characters"
+# For fields stripped of whitespace that must not end up blank: stated in the
+# schema so a client (or a fuzzer) can tell a blank value from a valid one.
+NON_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 def _has_nul(value: object) -> bool:

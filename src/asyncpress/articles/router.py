@@ -97,10 +97,25 @@ class ImportResponse(Schema):
     response_model=ImportResponse,
     tags=["Articles"],
     openapi_extra={
+        # NDJSON (one article per line, Content-Type: application/x-ndjson) is
+        # accepted too; it is left out here because a schema cannot say
+        # "lines of JSON objects", and a fuzzer would take any text for valid.
         "requestBody": {
             "content": {
-                "application/json": {"schema": {"type": "object"}},
-                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["articles"],
+                        "properties": {
+                            "articles": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": bulk.MAX_IMPORT,
+                                "items": {"$ref": "#/components/schemas/NewArticle"},
+                            }
+                        },
+                    }
+                },
             },
             "required": True,
         }
@@ -109,7 +124,8 @@ class ImportResponse(Schema):
 async def import_articles(
     request: Request, session: SessionDep, user: CurrentUser, resources: ResourcesDep
 ) -> ImportResponse:
-    """Up to 10,000 articles as ``{"articles": [...]}`` or NDJSON; all or nothing."""
+    """Up to 10,000 articles as ``{"articles": [...]}``, or as NDJSON
+    (``Content-Type: application/x-ndjson``, one article per line); all or nothing."""
     ndjson = request.headers.get("content-type", "").startswith("application/x-ndjson")
     body = await request.body()  # bounded by MAX_IMPORT_BODY_BYTES
     items = await run_sync(bulk.parse, body, ndjson)  # 422 (InvalidFields) names each item

@@ -5,16 +5,23 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints
 
 from asyncpress.profiles.schemas import ProfileOut
-from asyncpress.schemas import Input, Schema, Timestamp
+from asyncpress.schemas import NON_BLANK, Input, Schema, Timestamp
 
 MAX_TAGS = 20
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NON_BLANK)
 ]
-Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
-TagName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000, pattern=NON_BLANK)
+]
+Body = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000, pattern=NON_BLANK),
+]
+TagName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NON_BLANK)
+]
 
 
 def _dedupe(tags: list[str]) -> list[str]:

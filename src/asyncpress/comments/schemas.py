@@ -5,10 +5,11 @@ from typing import Annotated
 from pydantic import StringConstraints
 
 from asyncpress.profiles.schemas import ProfileOut
-from asyncpress.schemas import Input, Schema, Timestamp
+from asyncpress.schemas import NON_BLANK, Input, Schema, Timestamp
 
 CommentBody = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000, pattern=NON_BLANK),
 ]
 
 

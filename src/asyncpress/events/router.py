@@ -87,16 +87,28 @@ class StreamRequest:
 async def open_stream(
     resources: ResourcesDep,
     header_user_id: ViewerId,
-    channels: Annotated[str, Query(max_length=20_000, description="Comma-separated")],
+    channels: Annotated[
+        str,
+        Query(
+            # 50 names of 80 characters; percent-encoded, any valid value
+            # fits in a request head (MAX_REQUEST_HEAD_BYTES, 64 KiB).
+            max_length=4_000,
+            pattern=CHANNELS_PATTERN,
+            description="Comma-separated: global, feed, user, user:<you>, article:<slug>",
+        ),
+    ],
     ticket: Annotated[str | None, Query(max_length=128)] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    # A plain string: absent and empty both mean "no resume point".
+    last_event_id: Annotated[
+        str, Header(alias="Last-Event-ID", pattern=LAST_EVENT_ID_PATTERN)
+    ] = "",
     last_event_id_query: Annotated[
         int | None, Query(alias="lastEventId", ge=0, le=MAX_INT64)
     ] = None,
 ) -> StreamRequest:
     """Everything that can refuse a stream, checked before it starts."""
     since = last_event_id_query
-    if last_event_id is not None and last_event_id.strip():
+    if last_event_id.strip():
         since = _event_id(last_event_id.strip())
     viewer = None
     if ticket is not None:
@@ -110,9 +122,21 @@ async def open_stream(
     return StreamRequest(viewer=viewer, keys=keys, since=since)
 
 
+# Lengths are bounded by the parameter's max_length; bounded repeats inside
+# the 50-fold repeat would compile to an automaton past the regex size limit.
+# The characters a channel name may not hold are spelled out (no "\s"): regex
+# dialects disagree on what whitespace is, and the app checks the same set.
+_CHANNEL = r"(global|feed|user(:[^,\x00\t\n\v\f\r ]+)?|article:[^,\x00\t\n\v\f\r ]+)"
+CHANNELS_PATTERN = rf"^{_CHANNEL}(,{_CHANNEL}){{0,49}}$"
+
+
+# Up to 18 digits (every id below 10^18, within BIGINT); spaces around are ignored.
+LAST_EVENT_ID_PATTERN = r"^\s*([0-9]{1,18})?\s*$"
+
+
 def _event_id(text: str) -> int:
     # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
-    if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_INT64):
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
         raise Invalid("Last-Event-ID", "must be an event id (a whole number)")
     return int(text)
 
@@ -197,7 +221,20 @@ class EventStream(EventSourceResponse):
 _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A stream of Server-Sent Events (see docs/realtime.md)",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "description": "One event: `event` names its type, `data` is JSON.",
+                    "properties": {
+                        "event": {"type": "string"},
+                        "data": {"type": "string"},
+                        "id": {"type": "string"},
+                        "retry": {"type": "integer"},
+                    },
+                }
+            }
+        },
     }
 }
 

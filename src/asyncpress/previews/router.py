@@ -50,7 +50,10 @@ class PreviewsResponse(Schema):
 
 @router.get("/link-preview", response_model=PreviewResponse)
 async def link_preview(
-    resources: ResourcesDep, url: Annotated[str, Query(min_length=1, max_length=2048)]
+    resources: ResourcesDep,
+    url: Annotated[
+        str, Query(min_length=1, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00]+$")
+    ],
 ) -> PreviewResponse:
     """Title, description, image and site name of a public web page."""
     try:

@@ -4,9 +4,9 @@ import re
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 
-from asyncpress.schemas import Input, Schema
+from asyncpress.schemas import NON_BLANK, Input, Schema
 
 USERNAME_PATTERN = r"^[\w.\-]+$"
 MAX_IMAGE_URL = 2048
@@ -39,8 +39,9 @@ Username = Annotated[
 ]
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=254),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=254, pattern=NON_BLANK),
     AfterValidator(_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
 ]
 NewPassword = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 GivenPassword = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -55,7 +56,10 @@ class NewUser(Input):
 
 
 class LoginUser(Input):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+    email: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=254, pattern=NON_BLANK),
+    ]
     password: GivenPassword
 
 

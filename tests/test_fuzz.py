@@ -1,0 +1,77 @@
+"""schemathesis over /openapi.json, against a served process, on each backend.
+
+All of its checks (no server error, documented statuses, response schemas,
+content types and headers, auth, positive and negative data), every
+operation, a fixed seed, signed in. tests/support/schemathesis.toml lists
+the two exceptions and why. A failure prints schemathesis' report, with a
+curl line to reproduce each finding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.live import Served
+from tests.support.postgres import empty_database
+
+CONFIG = Path(__file__).parent / "support" / "schemathesis.toml"
+EXAMPLES_PER_OPERATION = 5
+SEED = 20261126
+
+
+@pytest.mark.processes
+def test_the_api_keeps_its_openapi_contract_under_fuzzing(
+    database_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(empty_database(database_url))
+    # Event streams end by their lifetime: short here, so the fuzzer's streams end.
+    served = Served(
+        database_url, tmp_path, "fuzz", EVENTS_MAX_LIFETIME_S="0.5", LOG_LEVEL="WARNING"
+    )
+    try:
+        _fuzz(served.base, tmp_path)
+    finally:
+        served.process.stop(timeout=15)
+
+
+def _fuzz(server: str, tmp_path: Path) -> None:
+    user = {"username": "fuzzer", "email": "fuzzer@example.com", "password": "password1"}
+    token = httpx.post(f"{server}/api/users", json={"user": user}, timeout=10).json()["user"][
+        "token"
+    ]
+    command = [
+        str(Path(sys.executable).parent / "schemathesis"),
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{server}/openapi.json",
+        "--max-examples",
+        str(EXAMPLES_PER_OPERATION),
+        "--workers",
+        "2",
+        "--seed",
+        str(SEED),
+        "--header",
+        f"Authorization: Token {token}",
+        "--request-timeout",
+        "10",
+        "--max-time",
+        "60",
+        "--no-color",
+        "--continue-on-failure",
+        "--report-dir",
+        str(tmp_path / "reports"),
+    ]
+    done = subprocess.run(  # noqa: S603 - our own command line
+        command, capture_output=True, text=True, timeout=300, check=False
+    )
+    (tmp_path / "schemathesis.txt").write_text(done.stdout + done.stderr)
+    report = done.stdout[-20000:] + done.stderr[-3000:]
+    assert done.returncode == 0, report
+    assert "0 failures" in report or " passed" in report, report
