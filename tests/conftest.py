@@ -8,6 +8,7 @@ local run). Tests marked ``postgres_only`` run on PostgreSQL alone.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shutil
 import tempfile
@@ -44,6 +45,38 @@ def selected_backends() -> tuple[str, ...]:
     if not wanted:
         return ALL_BACKENDS
     return tuple(b.strip() for b in wanted.split(",") if b.strip() in ALL_BACKENDS)
+
+
+# Fixtures and modules that start processes of their own (servers, Redis,
+# upstreams, the CLI): their tests are marked "processes".
+PROCESS_FIXTURES = frozenset({"server", "served", "redis_server", "upstream", "pair"})
+PROCESS_MODULES = frozenset(
+    {
+        "test_bench_harness",
+        "test_cli",
+        "test_events_processes",
+        "test_fuzz",
+        "test_notifications_processes",
+        "test_request_heads",
+        "test_server",
+    }
+)
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    if not isinstance(item, pytest.Function):
+        return False
+    if PROCESS_FIXTURES & set(item.fixturenames):
+        return True
+    if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in PROCESS_MODULES:
+        return True
+    return "Served(" in inspect.getsource(item.function)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _starts_processes(item):
+            item.add_marker(pytest.mark.processes)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

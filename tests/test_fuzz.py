@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support.live import Served
 from tests.support.postgres import empty_database
@@ -25,7 +24,6 @@ EXAMPLES_PER_OPERATION = 5
 SEED = 20261126
 
 
-@pytest.mark.processes
 def test_the_api_keeps_its_openapi_contract_under_fuzzing(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -245,13 +245,10 @@ async def event_stream(
     resources: ResourcesDep,
     opened: Annotated[StreamRequest, Depends(open_stream)],
 ) -> EventStream:
-    """Server-Sent Events on the named channels; resumes after ``Last-Event-ID``.
-
-    The endpoint returns FastAPI's ``EventSourceResponse`` around its own
-    byte stream rather than yielding items to FastAPI's generator pipeline:
-    each event is encoded once per process and written straight from this
-    connection's queue, one task hop instead of four (docs/benchmarks.md).
-    """
+    """Server-Sent Events on the named channels; resumes after ``Last-Event-ID``."""
+    # FastAPI's EventSourceResponse around our own byte stream, not FastAPI's
+    # generator pipeline: each event is encoded once per process and written
+    # straight from this connection's queue, one task hop instead of four.
     hub: Hub = resources.events
     conn = hub.connect("sse", opened.viewer)
     conn.cut = request.scope.get(CUT_KEY)

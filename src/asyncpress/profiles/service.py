@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.db import begin_write
-from asyncpress.errors import Forbidden, NotFound
+from asyncpress.errors import Invalid, NotFound
 from asyncpress.events import publish as events
 from asyncpress.notifications import service as notifications
 from asyncpress.profiles import repository
@@ -27,7 +27,7 @@ async def set_following(
     if target is None:
         raise NotFound("profile")
     if target.id == viewer.id:
-        raise Forbidden("username", "is you; you cannot follow yourself")
+        raise Invalid("username", "is you; you cannot follow yourself")
     created = False
     if follow:
         created = await repository.follow(session, viewer.id, target.id)
