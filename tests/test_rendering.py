@@ -147,6 +147,11 @@ class TestRenderPool:
             "errors": {"markdown": ["the renderer is busy; try again shortly"]}
         }
 
-    def test_threads_are_still_an_option(self, database_url: str) -> None:
-        settings = make_settings(database_url, render_processes=0)
-        assert Renderer(settings).processes == 0
+    async def test_threads_are_still_an_option(self, threads_only: Settings) -> None:
+        renderer = Renderer(threads_only)
+        assert await renderer.html("*in a thread*") == "<p><em>in a thread</em></p>\n"
+        assert renderer._pool is None  # no process was started
+
+    @pytest.fixture
+    def threads_only(self, database_url: str) -> Settings:
+        return make_settings(database_url, render_processes=0)

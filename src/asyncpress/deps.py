@@ -64,8 +64,11 @@ def user_id_from_header(tokens: Tokens, header: str | None) -> int | None:
 async def existing_user_id(resources: Resources, header: str | None) -> int | None:
     """The user a header names, whose account exists; None without one; else Unauthorized.
 
-    A signed token can outlive its account's row (a restored backup, an
-    operator's delete): it is refused like any other bad token.
+    A signed token can outlive its account's row (a restored backup, another
+    deployment's secret): it is refused like any other bad token. Each
+    process checks an id once and remembers it, since the API never deletes
+    an account; a row deleted by hand is still believed by a process that had
+    seen it, until it restarts (routes that load the caller's row refuse it).
     """
     user_id = user_id_from_header(resources.tokens, header)
     if user_id is None or resources.tokens.seen(user_id):

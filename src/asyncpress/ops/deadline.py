@@ -35,7 +35,7 @@ class DeadlineMiddleware:
         self.default_s = default_s
         # Longest prefix first, so "/api/articles/export" beats "/api/articles".
         self.by_prefix = sorted((by_prefix or {}).items(), key=lambda kv: -len(kv[0]))
-        self._unwinding: set[asyncio.Task[None]] = set()
+        self._unwinding: set[asyncio.Future[None]] = set()
 
     def deadline_for(self, path: str) -> float | None:
         for prefix, seconds in self.by_prefix:
@@ -66,6 +66,7 @@ class DeadlineMiddleware:
             done, _ = await asyncio.wait({work}, timeout=seconds)
         except asyncio.CancelledError:
             work.cancel()
+            self._hold(work)  # unwinds after we are gone: keep it referenced
             raise
         if done:
             work.result()  # re-raises what the app raised
@@ -75,8 +76,7 @@ class DeadlineMiddleware:
         # the work's errors; they are logged below or by the done callback.
         await asyncio.wait({work}, timeout=CLEANUP_GRACE_S)
         if not work.done():
-            self._unwinding.add(work)
-            work.add_done_callback(self._unwound)
+            self._hold(work)
         elif not work.cancelled() and work.exception() is not None:
             log.warning(
                 "%s %s failed after its deadline",
@@ -92,7 +92,12 @@ class DeadlineMiddleware:
         response = error_response(504, {"request": [f"took longer than {seconds:g} s"]})
         await response(scope, receive, send)
 
-    def _unwound(self, task: asyncio.Task[None]) -> None:
+    def _hold(self, work: asyncio.Future[None]) -> None:
+        if not work.done():
+            self._unwinding.add(work)
+            work.add_done_callback(self._unwound)
+
+    def _unwound(self, task: asyncio.Future[None]) -> None:
         self._unwinding.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning(
