@@ -67,7 +67,14 @@ def _fuzz(server: str, tmp_path: Path) -> None:
         str(tmp_path / "reports"),
     ]
     done = subprocess.run(  # noqa: S603 - our own command line
-        command, capture_output=True, text=True, timeout=300, check=False
+        # Run from the temporary folder: schemathesis keeps a cache in its
+        # working directory, which must not land in the checkout.
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
     )
     (tmp_path / "schemathesis.txt").write_text(done.stdout + done.stderr)
     report = done.stdout[-20000:] + done.stderr[-3000:]
