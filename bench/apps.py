@@ -23,18 +23,18 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 
+from asyncpress.app.main import create_app
 from asyncpress.articles.schemas import ArticlesResponse
-from asyncpress.config import get_settings
-from asyncpress.deps import ResourcesDep, SessionDep
-from asyncpress.main import create_app
-from asyncpress.security import Passwords
-from asyncpress.users import service
+from asyncpress.core.config import get_settings
+from asyncpress.core.security import Passwords
+from asyncpress.core.web import provided
 from asyncpress.users.router import user_response
 from asyncpress.users.schemas import LoginRequest, UserResponse
+from asyncpress.users.service import Accounts
 
 WAIT_S = 0.1
 
@@ -117,10 +117,11 @@ def blocking() -> FastAPI:
 
     @app.post("/bench/login-on-loop", response_model=UserResponse)
     async def login_on_loop(
-        body: LoginRequest, session: SessionDep, resources: ResourcesDep
+        body: LoginRequest, accounts: Annotated[Accounts, provided(Accounts)]
     ) -> UserResponse:
         """``POST /api/users/login`` with the one difference: argon2 on the loop."""
-        user = await service.login(session, on_the_loop, body.user)
-        return user_response(user, resources.tokens.issue(user.id))
+        blocking_accounts = Accounts(accounts.db, on_the_loop, accounts.tokens)
+        user = await blocking_accounts.login(body.user)
+        return user_response(user, accounts.token_for(user))
 
     return app

@@ -26,9 +26,9 @@ import httpx
 from tests.support.postgres import PostgresServer, free_port
 from tests.support.processes import Process, wait_for_port
 
-from asyncpress.config import Settings
-from asyncpress.db import create_engine, create_sessionmaker
-from asyncpress.seed import seed
+from asyncpress.cli.seed import seed
+from asyncpress.core.config import Settings
+from asyncpress.core.db import create_engine, create_sessionmaker
 from asyncpress.stats import service as stats
 
 RESULTS = Path(__file__).parent / "results"

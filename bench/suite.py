@@ -43,9 +43,9 @@ from tests.support.postgres import PostgresServer, free_port
 from tests.support.processes import Process, RedisServer, wait_for_port
 
 from asyncpress.cli import seed_database
-from asyncpress.config import Settings
-from asyncpress.security import Tokens
-from asyncpress.seed import SEED_PASSWORD
+from asyncpress.cli.seed import SEED_PASSWORD
+from asyncpress.core.config import Settings
+from asyncpress.core.security import Tokens
 from bench import features, loadgen, report
 from bench.loadgen import Load, Target
 

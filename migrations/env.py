@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from asyncpress.models import Base
+from asyncpress.app.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -22,7 +22,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from asyncpress.config import get_settings  # noqa: PLC0415
+    from asyncpress.core.config import get_settings  # noqa: PLC0415
 
     return get_settings().database_url
 

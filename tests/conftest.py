@@ -11,33 +11,25 @@ import asyncio
 import inspect
 import os
 import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from blockbuster import blockbuster_ctx
 from fastapi import FastAPI
-from sqlalchemy import event, text
 
-from asyncpress.config import Settings
-from asyncpress.events.hub import BACKGROUND
-from asyncpress.main import create_app
-from asyncpress.migrate import upgrade
-from asyncpress.models import Base
-from asyncpress.resources import Resources
+from asyncpress.app.main import create_app
+from asyncpress.core.config import Settings
+from asyncpress.core.migrate import upgrade
 from tests.support import contract
+from tests.support.app import make_settings
 from tests.support.live import Served
 from tests.support.postgres import PostgresServer, empty_database
-from tests.support.processes import TEST_SECRET, RedisServer
+from tests.support.processes import RedisServer
 
 ALL_BACKENDS = ("sqlite", "postgresql")
-# Children before parents, every table the models declare.
-TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
 
 
 def selected_backends() -> tuple[str, ...]:
@@ -124,43 +116,9 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         url: str = request.getfixturevalue("postgres_url")
         return url
     template: Path = request.getfixturevalue("sqlite_template")
-    target = tmp_path / "asyncpress.db"
+    target = tmp_path / "asyncpress.core.db"
     shutil.copyfile(template, target)
     return f"sqlite+aiosqlite:///{target}"
-
-
-# Every mailbox directory lives under one that is removed when the run ends.
-_MAILBOXES = tempfile.TemporaryDirectory(prefix="asyncpress-mailboxes-")
-
-
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "environment": "test",
-        "database_url": database_url,
-        "jwt_secret": TEST_SECRET,
-        "log_level": "WARNING",
-        # Cheap hashing keeps the suite fast; production costs are the defaults.
-        "argon2_time_cost": 1,
-        "argon2_memory_kib": 64,
-        "argon2_parallelism": 1,
-        "hash_concurrency": 4,
-        "db_pool_size": 20,
-        "db_max_overflow": 40,
-        # Delivery runs only in the tests about it (they turn it on), so the
-        # API tests stay deterministic; nothing is ever written to the repo.
-        "outbox_in_process": False,
-        # In-process apps share the test runner's process: its objects are not
-        # the app's to freeze. Served apps (real processes) keep the default.
-        "gc_freeze": False,
-        # Tests register many accounts from one address; tests/test_rate_limits.py
-        # turns the limits on.
-        "rate_limits": False,
-        # An in-process app is the only process serving its database.
-        "local_cache": "on",
-        "mailbox_dir": tempfile.mkdtemp(prefix="mailbox-", dir=_MAILBOXES.name),
-    }
-    values.update(overrides)
-    return Settings(**values)
 
 
 @pytest.fixture
@@ -187,50 +145,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         event_hooks={"response": [contract.hook]},
     ) as http:
         yield http
-
-
-def resources(app: FastAPI) -> Resources:
-    found: Resources = app.state.resources
-    return found
-
-
-class StatementCounter:
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-
-    @property
-    def count(self) -> int:
-        return len(self.statements)
-
-
-@contextmanager
-def count_statements(app: FastAPI) -> Iterator[StatementCounter]:
-    """Counts SQL statements sent (transaction control such as BEGIN excluded)."""
-    counter = StatementCounter()
-    engine = resources(app).engine.sync_engine
-
-    def _record(
-        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
-    ) -> None:
-        # Prepared reads on PostgreSQL (asyncpress.db.Prepared) come with no context.
-        if context is not None and context.execution_options.get(BACKGROUND):
-            return  # the event hub's own reads, not the request's
-        if statement.split(None, 1)[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK"}:
-            counter.statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", _record)
-    try:
-        yield counter
-    finally:
-        event.remove(engine, "before_cursor_execute", _record)
-
-
-async def row_count(app: FastAPI, table: str) -> int:
-    """Rows in ``table``, read straight from the database."""
-    assert table in TABLES
-    async with resources(app).sessionmaker() as session:
-        result = await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
-        return int(result.scalar_one())
 
 
 @pytest.fixture

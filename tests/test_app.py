@@ -16,11 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import RelationshipProperty
 
-from asyncpress.main import create_app
-from asyncpress.models import Base
-from asyncpress.schemas import iso_millis
-from tests.conftest import make_settings, resources
+from asyncpress.app.main import create_app
+from asyncpress.app.models import Base
+from asyncpress.core.config import Settings
+from asyncpress.core.schemas import iso_millis
+from asyncpress.core.uow import Database
 from tests.support import contract
+from tests.support.app import make_settings, wired
 from tests.support.postgres import PostgresServer
 
 
@@ -113,8 +115,8 @@ class TestEventLoopGuard:
 
 class TestDatabaseSettings:
     async def test_pool_is_sized_from_settings(self, app: FastAPI, backend: str) -> None:
-        engine = resources(app).engine
-        settings = resources(app).settings
+        engine = wired(app, Database).engine
+        settings = wired(app, Settings)
         assert engine.pool.size() == settings.db_pool_size  # type: ignore[attr-defined]
 
     @pytest.mark.postgres_only
@@ -124,7 +126,7 @@ class TestDatabaseSettings:
         # Several pooled connections at once, so that all of them go stale.
         responses = await asyncio.gather(*(client.get("/api/health") for _ in range(8)))
         assert {r.status_code for r in responses} == {200}
-        pool = resources(app).engine.pool
+        pool = wired(app, Database).engine.pool
         assert pool.checkedin() >= 2  # type: ignore[attr-defined]
         await run_sync(postgres_server.restart)
         # No pre-ping: a pooled connection the server closed is replaced at checkout.
@@ -141,7 +143,7 @@ class TestDatabaseSettings:
     async def test_postgres_sessions_carry_a_statement_timeout(
         self, app: FastAPI, backend: str
     ) -> None:
-        async with resources(app).sessionmaker() as session:
+        async with wired(app, Database).sessionmaker() as session:
             shown = (await session.execute(text("SHOW statement_timeout"))).scalar_one()
         assert shown == "15s"
 
@@ -150,7 +152,7 @@ class TestDatabaseSettings:
         self, database_url: str, backend: str
     ) -> None:
         app = create_app(make_settings(database_url, db_statement_timeout_ms=200))
-        async with LifespanManager(app), resources(app).sessionmaker() as session:
+        async with LifespanManager(app), wired(app, Database).sessionmaker() as session:
             with pytest.raises(DBAPIError, match="statement timeout"):
                 await session.execute(text("SELECT pg_sleep(5)"))
 

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import row_count
 from tests.factories import Account, add_comment, create_article, register, wrapped
+from tests.support.app import row_count
 
 ISO_MILLIS_Z = "%Y-%m-%dT%H:%M:%S.%fZ"
 

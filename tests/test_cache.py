@@ -12,15 +12,16 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from asyncpress.app.main import create_app
 from asyncpress.articles.models import Article
-from asyncpress.cache import MemoryCache, cache_for
-from asyncpress.config import Settings
-from asyncpress.db import utcnow
-from asyncpress.main import create_app
+from asyncpress.core.cache import MemoryCache, cache_for
+from asyncpress.core.config import Settings
+from asyncpress.core.db import utcnow
+from asyncpress.core.uow import Database
 from asyncpress.users.models import User
-from tests.conftest import count_statements, make_settings
 from tests.factories import Account, create_article, register
 from tests.support import contract
+from tests.support.app import count_statements, make_settings, wired
 from tests.support.live import Served
 from tests.support.processes import RedisServer
 
@@ -79,8 +80,7 @@ async def _total(client: httpx.AsyncClient, url: str, account: Account | None = 
 
 async def _insert_behind_the_api(app: FastAPI, author: str) -> None:
     """An article written straight into the database, as a script by hand would."""
-    resources = app.state.resources
-    async with resources.sessionmaker() as session:
+    async with wired(app, Database).sessionmaker() as session:
         author_id = (await session.execute(select(User.id).where(User.username == author))).scalar()
         now = utcnow()
         session.add(
@@ -238,7 +238,7 @@ class TestRedis:
 async def test_a_cold_key_is_computed_once_and_no_lock_outlives_the_work() -> None:
     import asyncio  # noqa: PLC0415
 
-    from asyncpress.cache import Cached  # noqa: PLC0415
+    from asyncpress.core.cache import Cached  # noqa: PLC0415
 
     cached = Cached(MemoryCache())
     calls = 0

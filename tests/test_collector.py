@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from asyncpress.events.collector import Collector
-from asyncpress.ops.gc_pauses import PauseMeter
+from asyncpress.fast.gc_pauses import PauseMeter
+from asyncpress.fast.gc_policy import Collector
 
 
 class Cycle:

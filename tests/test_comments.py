@@ -4,8 +4,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import row_count
 from tests.factories import add_comment, create_article, register
+from tests.support.app import row_count
 
 
 class TestAddComment:

@@ -11,8 +11,8 @@ import asyncio
 import httpx
 from fastapi import FastAPI
 
-from tests.conftest import row_count
 from tests.factories import create_article, register
+from tests.support.app import row_count
 
 
 class TestConcurrentWrites:

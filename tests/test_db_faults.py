@@ -16,10 +16,11 @@ from anyio.to_thread import run_sync
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from asyncpress.config import Settings
-from asyncpress.main import create_app
-from tests.conftest import make_settings, resources
+from asyncpress.app.main import create_app
+from asyncpress.core.config import Settings
+from asyncpress.core.uow import Database
 from tests.factories import create_article, register
+from tests.support.app import make_settings, wired
 
 
 @pytest.fixture
@@ -110,7 +111,7 @@ class TestPoolExhausted:
         self, app: FastAPI, client: httpx.AsyncClient, plain: httpx.AsyncClient
     ) -> None:
         alice = await register(client)
-        engine = resources(app).engine
+        engine = wired(app, Database).engine
         # Every connection of the pool is taken (a stalled database looks the same).
         async with engine.connect() as first, engine.connect() as second:
             await first.exec_driver_sql("SELECT 1")

@@ -70,7 +70,7 @@ async def _sql(database_url: str, statement: str) -> None:
         await engine.dispose()
 
 
-# Both ways to a subscriber: written straight to an idle socket (asyncpress.events.wire)
+# Both ways to a subscriber: written straight to an idle socket (asyncpress.fast.wire)
 # and through the stream's queue and ASGI.
 @pytest.mark.parametrize("served", ["direct", "queued"], indirect=True)
 class TestDelivery:

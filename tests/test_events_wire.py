@@ -7,8 +7,8 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from asyncpress.events.log import LoggedEvent
-from asyncpress.events.wire import http_chunk, ws_text_frame
+from asyncpress.events.journal import LoggedEvent
+from asyncpress.fast.wire import http_chunk, ws_text_frame
 
 
 def _parse_frame(data: bytes) -> Frame:

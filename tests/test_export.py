@@ -12,10 +12,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from asyncpress.db import create_sessionmaker
-from asyncpress.seed import seed
-from tests.conftest import resources
+from asyncpress.cli.seed import seed
+from asyncpress.core.db import create_sessionmaker
+from asyncpress.core.uow import Database
 from tests.factories import create_article, register
+from tests.support.app import wired
 
 
 async def _seed(sessionmaker_source: object, articles: int) -> None:
@@ -95,7 +96,7 @@ class TestExport:
     async def test_fifty_thousand_articles_parse_back_completely(
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
-        await _seed(resources(app).sessionmaker, 50_000)
+        await _seed(wired(app, Database).sessionmaker, 50_000)
         response = await client.get("/api/articles/export")
         slugs = [json.loads(line)["slug"] for line in response.text.splitlines()]
         assert len(slugs) == 50_000

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import row_count
 from tests.factories import Account, create_article, register
+from tests.support.app import row_count
 
 
 def _items(count: int, **overrides: Any) -> list[dict[str, Any]]:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from asyncpress.config import Settings
-from asyncpress.deps import SessionDep
-from tests.conftest import make_settings, resources
+from asyncpress.core.config import Settings
+from asyncpress.core.uow import Database
+from asyncpress.core.web import provided
+from tests.support.app import make_settings, wired
 
 
 @pytest.fixture
@@ -25,18 +27,19 @@ class TestDeadline:
         self, app: FastAPI, client: httpx.AsyncClient, backend: str
     ) -> None:
         @app.get("/api/_slow")
-        async def slow(session: SessionDep) -> dict[str, str]:
-            if backend == "postgresql":
-                await session.execute(text("SELECT pg_sleep(5)"))
-            else:
-                await session.execute(text("SELECT 1"))  # holds a connection...
-                await asyncio.sleep(5)  # ...while it waits
+        async def slow(db: Annotated[Database, provided(Database)]) -> dict[str, str]:
+            async with db.session() as session:
+                if backend == "postgresql":
+                    await session.execute(text("SELECT pg_sleep(5)"))
+                else:
+                    await session.execute(text("SELECT 1"))  # holds a connection...
+                    await asyncio.sleep(5)  # ...while it waits
             return {}
 
         response = await client.get("/api/_slow")
         assert response.status_code == 504
         assert response.json() == {"errors": {"request": ["took longer than 0.5 s"]}}
-        pool = resources(app).engine.pool
+        pool = wired(app, Database).engine.pool
         async with asyncio.timeout(5):
             while pool.checkedout():  # type: ignore[attr-defined]  # noqa: ASYNC110
                 await asyncio.sleep(0.01)

@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from asyncpress.migrate import downgrade, upgrade
-from asyncpress.models import Base
+from asyncpress.app.models import Base
+from asyncpress.core.migrate import downgrade, upgrade
 
 
 def _diff(connection: Connection) -> list[object]:

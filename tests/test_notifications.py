@@ -13,15 +13,18 @@ import pytest
 from anyio.to_thread import run_sync
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from asyncpress.comments import service as comments
 from asyncpress.comments.schemas import NewComment
-from asyncpress.config import Settings
+from asyncpress.comments.service import Comments
+from asyncpress.core.config import Settings
+from asyncpress.core.uow import Database, FollowUps
+from asyncpress.notifications.delivery import Outbox
 from asyncpress.notifications.mail import message_id
 from asyncpress.notifications.models import OutboxMessage
 from asyncpress.users.models import User
-from tests.conftest import make_settings, resources, row_count
 from tests.factories import Account, add_comment, create_article, register
+from tests.support.app import make_settings, row_count, wired
 from tests.support.postgres import free_port
 from tests.support.processes import SmtpSink
 
@@ -57,13 +60,13 @@ async def arrived(sink: SmtpSink, count: int, within_s: float = 15) -> list[Emai
 
 
 async def outbox_rows(app: FastAPI) -> list[OutboxMessage]:
-    async with resources(app).sessionmaker() as session:
+    async with wired(app, Database).sessionmaker() as session:
         return list((await session.execute(select(OutboxMessage))).scalars().all())
 
 
 async def settle(app: FastAPI) -> None:
     """Deliver everything that is due, now."""
-    await resources(app).outbox.drain()
+    await wired(app, Outbox).drain()
 
 
 async def assert_nothing_sent(app: FastAPI, sink: SmtpSink) -> None:
@@ -142,7 +145,7 @@ class TestDelivery:
         (mail,) = await arrived(sink, 1)
         assert mail["To"] == alice.email
         assert mail["Subject"] == 'bob commented on "Dragons & <Knights>"'
-        mail_from = resources(app).settings.mail_from
+        mail_from = wired(app, Settings).mail_from
         assert mail["Message-ID"] == message_id(f"comment:{comment['id']}", mail_from)
         text = mail.get_body(preferencelist=("plain",))
         html = mail.get_body(preferencelist=("html",))
@@ -219,8 +222,8 @@ class TestDelivery:
         alice = await register(client, "alice")
         await register(client, "bob")
         slug = (await create_article(client, alice))["slug"]
-        sessionmaker = resources(app).sessionmaker
-        async with sessionmaker() as session:
+        db = wired(app, Database)
+        async with db.session() as session:
             author = (
                 await session.execute(select(User).where(User.username == "bob"))
             ).scalar_one()
@@ -228,14 +231,24 @@ class TestDelivery:
         class Boom(Exception):
             pass
 
-        async with sessionmaker() as session:
-
-            async def failing_commit() -> None:
+        class FailingCommit(AsyncSession):
+            async def commit(self) -> None:
                 raise Boom
 
-            session.commit = failing_commit  # type: ignore[method-assign]
-            with pytest.raises(Boom):
-                await comments.add(session, author, slug, NewComment(body="never"))
+        followed: list[FollowUps] = []
+
+        class Recorded:
+            async def run(self, follow_ups: FollowUps) -> None:
+                followed.append(follow_ups)
+
+        failing = Database(
+            db.engine,
+            async_sessionmaker(db.engine, class_=FailingCommit, expire_on_commit=False),
+            Recorded(),
+        )
+        with pytest.raises(Boom):
+            await Comments(failing).add(author, slug, NewComment(body="never"))
+        assert followed == []  # no kick, no wake-up: nothing committed
         assert await row_count(app, "comments") == 0
         await assert_nothing_sent(app, sink)
 
@@ -289,7 +302,7 @@ class TestRetries:
         self, client: httpx.AsyncClient, app: FastAPI, sink: SmtpSink
     ) -> None:
         await self._comment(client)
-        outbox = resources(app).outbox
+        outbox = wired(app, Outbox)
         assert await outbox.drain_once() == 1
         (row,) = await outbox_rows(app)
         assert (row.status, row.attempts) == ("pending", 1)
@@ -305,7 +318,7 @@ class TestRetries:
         self, client: httpx.AsyncClient, app: FastAPI, sink: SmtpSink
     ) -> None:
         await self._comment(client)
-        outbox = resources(app).outbox
+        outbox = wired(app, Outbox)
         for _ in range(3):
             await outbox.drain_once()
             await asyncio.sleep(0.06)

@@ -11,7 +11,7 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from asyncpress.pool import FairAsyncPool
+from asyncpress.fast.pool import FairAsyncPool
 
 
 def _engine(path: Path, poolclass: type[AsyncAdaptedQueuePool], wait_s: float) -> AsyncEngine:

@@ -11,12 +11,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from asyncpress.config import Settings
+from asyncpress.core.config import Settings
 from asyncpress.previews.fetch import Fetcher
-from asyncpress.previews.service import links_in
+from asyncpress.previews.service import Previews, links_in
 from asyncpress.previews.ssrf import Refused, is_public, vet
-from tests.conftest import make_settings, resources, row_count
 from tests.factories import create_article, register
+from tests.support.app import make_settings, row_count, wired
 from tests.support.postgres import free_port
 from tests.support.processes import Process, wait_for_port
 
@@ -202,7 +202,7 @@ class TestArticlePreviews:
     async def test_the_warm_up_after_a_create_survives_bad_links(
         self, client: httpx.AsyncClient, app: FastAPI, upstream: str
     ) -> None:
-        previews = resources(app).previews
+        previews = wired(app, Previews)
         await previews.warm(f"http://[::1 http://a:99999/ {upstream}/page?t=Warm")
         assert await row_count(app, "link_previews") == 1
 
@@ -212,7 +212,7 @@ class TestArticlePreviews:
         # A background warm-up and readers may store the same URLs at once; the
         # rows are written in one order, so concurrent upserts cannot deadlock.
         urls = [f"{upstream}/page?t=same{n}" for n in range(10)]
-        previews = resources(app).previews
+        previews = wired(app, Previews)
         results = await asyncio.gather(*(previews.many(urls) for _ in range(4)))
         assert [(len(found), failed) for found, failed in results] == [(10, [])] * 4
         assert await row_count(app, "link_previews") == 10

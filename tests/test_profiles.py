@@ -3,8 +3,8 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from tests.conftest import row_count
 from tests.factories import register
+from tests.support.app import row_count
 
 
 class TestGetProfile:

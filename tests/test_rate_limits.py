@@ -11,8 +11,8 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from asyncpress.main import create_app
-from tests.conftest import make_settings, row_count
+from asyncpress.app.main import create_app
+from tests.support.app import make_settings, row_count
 from tests.support.live import Served
 from tests.support.postgres import empty_database, free_port
 from tests.support.processes import RedisServer

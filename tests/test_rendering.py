@@ -7,10 +7,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from asyncpress.config import Settings
+from asyncpress.core.config import Settings
 from asyncpress.rendering.pool import Renderer
-from tests.conftest import make_settings, resources
 from tests.factories import create_article, register
+from tests.support.app import make_settings, wired
 
 
 class _Tags(HTMLParser):
@@ -107,7 +107,7 @@ class TestRenderPool:
     async def test_a_render_past_its_deadline_is_422_and_the_pool_recovers(
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
-        renderer = resources(app).renderer
+        renderer = wired(app, Renderer)
         response = await client.post("/api/render", json={"markdown": "[" * 100_000})
         assert response.status_code == 422
         assert response.json() == {"errors": {"markdown": ["takes longer than 0.3 s to render"]}}
@@ -135,7 +135,7 @@ class TestRenderPool:
                 asyncio.create_task(plain.post("/api/render", json={"markdown": "[" * 50_000}))
                 for _ in range(2)
             ]
-            slots = resources(app).renderer._slots
+            slots = wired(app, Renderer)._slots
             async with asyncio.timeout(5):
                 while not slots.locked():  # noqa: ASYNC110 - both renders hold their slots
                     await asyncio.sleep(0.005)

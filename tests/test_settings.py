@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from asyncpress.config import DEV_JWT_SECRET, Settings
+from asyncpress.core.config import DEV_JWT_SECRET, Settings
 
 
 class TestSettings:

@@ -6,8 +6,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import count_statements
 from tests.factories import Account, add_comment, create_article, register
+from tests.support.app import count_statements
 
 ARTICLES = 100
 

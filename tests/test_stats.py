@@ -8,11 +8,13 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from asyncpress.articles.models import Article
-from asyncpress.config import Settings
-from asyncpress.db import utcnow
-from asyncpress.stats import service
-from tests.conftest import count_statements, make_settings, resources
+from asyncpress.articles.service import Articles
+from asyncpress.core.config import Settings
+from asyncpress.core.db import utcnow
+from asyncpress.core.uow import Database
+from asyncpress.stats import repository, service
 from tests.factories import add_comment, create_article, register
+from tests.support.app import count_statements, make_settings, wired
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ async def _known_site(client: httpx.AsyncClient, app: FastAPI) -> None:
     await create_article(client, alice)
     for n in range(5):
         await add_comment(client, bob, old["slug"], f"c{n}")
-    async with resources(app).sessionmaker() as session:  # one article is two days old
+    async with wired(app, Database).sessionmaker() as session:  # one article is two days old
         await session.execute(
             update(Article)
             .where(Article.slug == old["slug"])
@@ -65,10 +67,10 @@ class TestStats:
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
         await _known_site(client, app)
-        sessionmaker = resources(app).sessionmaker
+        sessionmaker = wired(app, Database).sessionmaker
         with count_statements(app) as counter:
             concurrent = await service.gather_concurrently(sessionmaker)
-        assert counter.count == len(service.parts())
+        assert counter.count == len(repository.parts())
         assert concurrent == await service.gather_sequentially(sessionmaker)
 
 
@@ -84,5 +86,5 @@ class TestCaching:
             again = (await client.get("/api/stats")).json()
         assert again == first  # up to STATS_CACHE_S old, by design
         assert counter.count == 0
-        await resources(app).cache.invalidate("stats")
+        await wired(app, Articles).cache.invalidate("stats")
         assert (await client.get("/api/stats")).json()["stats"]["users"] == 1

@@ -12,10 +12,11 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
-from asyncpress.config import Settings
-from asyncpress.security import Passwords, TokenError, Tokens
-from tests.conftest import resources, row_count
+from asyncpress.core.config import Settings
+from asyncpress.core.security import Passwords, TokenError, Tokens
+from asyncpress.users.service import Accounts
 from tests.factories import Account, register, wrapped
+from tests.support.app import row_count, wired
 from tests.support.processes import TEST_SECRET
 
 NEW_USER = {"username": "jake", "email": "jake@jake.jake", "password": "jakejake"}
@@ -113,7 +114,7 @@ class TestLogin:
         self, client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         account = await register(client, "alice")
-        passwords = resources(app).passwords
+        passwords = wired(app, Accounts).passwords
         checked: list[str] = []
         original = passwords._check
 

@@ -167,7 +167,7 @@ async def empty_database(url: str) -> None:
     """
     if not url.startswith("postgresql"):
         return
-    from asyncpress.models import Base  # noqa: PLC0415 - the app's models, only here
+    from asyncpress.app.models import Base  # noqa: PLC0415 - the app's models, only here
 
     tables = ", ".join(table.name for table in reversed(Base.metadata.sorted_tables))
     dsn = url.replace("postgresql+asyncpg", "postgresql").replace("ssl=", "sslmode=")

@@ -8,20 +8,20 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.articles import repository
 from asyncpress.articles.models import Article, RetiredSlug
 from asyncpress.articles.schemas import NewArticle
-from asyncpress.articles.slugs import first_free, slugify
-from asyncpress.db import begin_write, insert_rows, table_of, utcnow
-from asyncpress.errors import BadRequest, InvalidFields, validation_errors
+from asyncpress.articles.slugs import first_free, slugify, write_retrying_slug
+from asyncpress.core import cache_keys
+from asyncpress.core.db import insert_rows, table_of, utcnow
+from asyncpress.core.errors import BadRequest, InvalidFields, validation_errors
+from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.tags.models import Tag, article_tags
 
 MAX_IMPORT = 10_000
 _items = TypeAdapter(list[NewArticle])
-SLUG_ATTEMPTS = 3
 
 
 def _decode(body: bytes) -> str:
@@ -137,19 +137,13 @@ async def _write(
     return slugs
 
 
-async def import_articles(
-    session: AsyncSession, author_id: int, items: list[NewArticle]
-) -> list[str]:
-    """All or nothing: one transaction, retried if a concurrent writer took a slug."""
-    for attempt in range(1, SLUG_ATTEMPTS + 1):
-        await begin_write(session)
-        try:
-            slugs = await _write(session, author_id, items, contended=attempt > 1)
-            await session.commit()
-        except IntegrityError as exc:
-            await session.rollback()
-            if "slug" not in str(exc.orig).lower() or attempt == SLUG_ATTEMPTS:
-                raise
-        else:
-            return slugs
-    raise AssertionError("unreachable")
+async def import_articles(db: Database, author_id: int, items: list[NewArticle]) -> list[str]:
+    """All or nothing: one unit of work, again if a concurrent writer took a slug."""
+
+    async def write(uow: UnitOfWork, contended: bool) -> list[str]:
+        slugs = await _write(uow.session, author_id, items, contended=contended)
+        uow.retire(cache_keys.STATS, cache_keys.TAGS, cache_keys.ARTICLE_COUNTS)
+        await uow.commit()
+        return slugs
+
+    return await write_retrying_slug(db, write)

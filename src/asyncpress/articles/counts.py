@@ -1,7 +1,7 @@
 """Cached ``articlesCount`` values.
 
-Counting every match is the dearest part of a list page on PostgreSQL
-(1.4 ms for 20,000 articles, against 0.5 ms for the 20 rows), and the answer
+Counting every match costs more than reading the page's rows on a large
+table (docs/benchmarks.md, "What the profiles showed"), and the answer
 changes only when someone writes. So each filter's count is kept in the
 cache (this process's memory, or Redis shared by every worker) under a
 *generation*: any write that can change a count starts a new generation, and
@@ -9,7 +9,8 @@ the counts of the old one are never read again. A count computed from a
 snapshot taken before a write is stored under the generation it started
 with, which that write has already retired, so it cannot outlive the write.
 
-Writes made through the API retire the generation when they commit. Rows
+Writes made through the API retire the generation when they commit (each
+declares ``cache_keys.ARTICLE_COUNTS`` in its unit of work). Rows
 written behind the API's back (SQL by hand, ``asyncpress seed`` on a live
 database) show in the counts after ``ARTICLES_COUNT_CACHE_S`` at the latest.
 """
@@ -20,9 +21,9 @@ import json
 import secrets
 
 from asyncpress.articles.repository import Filters
-from asyncpress.cache import Cached
+from asyncpress.core.cache import Cached
+from asyncpress.core.cache_keys import ARTICLE_COUNTS as GENERATION_KEY
 
-GENERATION_KEY = "articles:count-generation"
 # The generation itself lives far longer than any count stored under it.
 GENERATION_TTL_S = 24 * 3600.0
 
@@ -51,8 +52,3 @@ async def lookup(cache: Cached, filters: Filters, ttl_s: float) -> tuple[str | N
 async def keep(cache: Cached, key: str | None, total: int, ttl_s: float) -> None:
     if key is not None:
         await cache.cache.set(key, total, ttl_s)
-
-
-async def changed(cache: Cached) -> None:
-    """Retire every kept count: call after committing a write that may change one."""
-    await cache.invalidate(GENERATION_KEY)

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from asyncpress.core.schemas import NON_BLANK, Input, Schema, Timestamp
 from asyncpress.profiles.schemas import ProfileOut
-from asyncpress.schemas import NON_BLANK, Input, Schema, Timestamp
 
 MAX_TAGS = 20
 
@@ -77,3 +77,8 @@ class ArticleResponse(Schema):
 class ArticlesResponse(Schema):
     articles: list[ArticleListItem]
     articles_count: int
+
+
+class ImportResponse(Schema):
+    imported: int
+    slugs: list[str]

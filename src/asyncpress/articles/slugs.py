@@ -12,6 +12,14 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+
+from asyncpress.core.uow import Database, UnitOfWork
+
+T = TypeVar("T")
 
 MAX_BASE_LENGTH = 200
 _KEPT = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No", "Mn", "Mc", "Me"})
@@ -49,3 +57,25 @@ def first_free(base: str, taken: set[str], *, contended: bool = False) -> str:
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
+
+
+# A concurrent writer may take the slug we picked between our read and our
+# insert; the unique constraint catches it and we pick again, with a random
+# suffix (first_free), which a second race is all but sure to miss.
+SLUG_ATTEMPTS = 5
+
+
+async def write_retrying_slug(db: Database, write: Callable[[UnitOfWork, bool], Awaitable[T]]) -> T:
+    """Run ``write`` in a unit of work, again in a new one if its slug was taken.
+
+    ``write`` commits; it is told whether its last pick was lost to a
+    concurrent writer.
+    """
+    for attempt in range(1, SLUG_ATTEMPTS + 1):
+        try:
+            async with db.write() as uow:
+                return await write(uow, attempt > 1)
+        except IntegrityError as exc:
+            if "slug" not in str(exc.orig).lower() or attempt == SLUG_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")

@@ -2,51 +2,48 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Body, Path, Query, Response, status
+from fastapi import APIRouter, Body, Path, Query, Response, status
 
-from asyncpress.comments import service
 from asyncpress.comments.schemas import CommentResponse, CommentsResponse, NewCommentRequest
-from asyncpress.deps import CurrentUser, ResourcesDep, SessionDep, ViewerId
-from asyncpress.pagination import Offset
-from asyncpress.schemas import MAX_INT32
+from asyncpress.comments.service import Comments
+from asyncpress.core.pagination import Offset
+from asyncpress.core.schemas import MAX_INT32
+from asyncpress.core.web import provided
+from asyncpress.users.auth import CurrentUser, ViewerId
 
 router = APIRouter(prefix="/articles/{slug}/comments", tags=["Comments"])
 
 MAX_COMMENTS_PAGE = 500
 
+CommentsDep = Annotated[Comments, provided(Comments)]
+
 
 @router.get("", response_model=CommentsResponse)
 async def list_comments(
     slug: str,
-    session: SessionDep,
+    comments: CommentsDep,
     viewer_id: ViewerId,
     limit: Annotated[int, Query(ge=1, le=MAX_COMMENTS_PAGE)] = MAX_COMMENTS_PAGE,
     offset: Offset = 0,
 ) -> CommentsResponse:
-    comments = await service.list_for_article(session, slug, viewer_id, limit, offset)
-    return CommentsResponse(comments=comments)
+    return CommentsResponse(
+        comments=await comments.list_for_article(slug, viewer_id, limit, offset)
+    )
 
 
 @router.post("", response_model=CommentResponse)
 async def add_comment(
-    slug: str,
-    body: Annotated[NewCommentRequest, Body()],
-    session: SessionDep,
-    user: CurrentUser,
-    resources: ResourcesDep,
-    background: BackgroundTasks,
+    slug: str, body: Annotated[NewCommentRequest, Body()], comments: CommentsDep, user: CurrentUser
 ) -> CommentResponse:
-    comment = await service.add(session, user, slug, body.comment)
-    background.add_task(resources.outbox.kick)
-    return CommentResponse(comment=comment)
+    return CommentResponse(comment=await comments.add(user, slug, body.comment))
 
 
 @router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_comment(
     slug: str,
     comment_id: Annotated[int, Path(alias="id", ge=1, le=MAX_INT32)],
-    session: SessionDep,
+    comments: CommentsDep,
     user: CurrentUser,
 ) -> Response:
-    await service.delete(session, user.id, slug, comment_id)
+    await comments.delete(user.id, slug, comment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
+from asyncpress.core.schemas import NON_BLANK, Input, Schema, Timestamp
 from asyncpress.profiles.schemas import ProfileOut
-from asyncpress.schemas import NON_BLANK, Input, Schema, Timestamp
 
 CommentBody = Annotated[
     str,

@@ -9,12 +9,24 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from asyncpress.events.publish import GLOBAL, user_channel
-
 MAX_CHANNELS = 50
 # What an article channel's slug may not hold (the query's pattern says the same).
 SEPARATORS = frozenset("\x00\t\n\v\f\r ")
 FEED = "feed"
+GLOBAL = "global"
+
+
+def article_channel(slug: str) -> str:
+    return f"article:{slug}"
+
+
+def user_channel(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def feed_channel(author_id: int) -> str:
+    """Where an author's writes go; the hub routes them to the author's followers' ``feed``."""
+    return f"feed:{author_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asyncpress.errors import StreamEnded
+from asyncpress.core.errors import StreamEnded
 
 logger = logging.getLogger(__name__)
 

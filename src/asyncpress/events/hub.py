@@ -19,23 +19,21 @@ import enum
 import gc
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
-from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
-from asyncpress.config import Settings
-from asyncpress.events import log
+from asyncpress.core.config import Settings
+from asyncpress.core.redis import redis_client
+from asyncpress.events import journal
 from asyncpress.events.channels import FEED, Viewer
-from asyncpress.events.collector import Collector
-from asyncpress.events.log import PENDING, LoggedEvent
-from asyncpress.events.wire import DirectWriter
-from asyncpress.redis_client import redis_client
+from asyncpress.events.journal import LoggedEvent
+from asyncpress.fast.gc_policy import Collector
+from asyncpress.fast.wire import DirectWriter
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +41,6 @@ REDIS_CHANNEL = "asyncpress:events"
 BATCH = 500
 PRUNE_EVERY_S = 60.0
 
-# The session-info key the commit hook reads to find the hub to wake.
-HUB_KEY = "asyncpress.events.hub"
 # An execution option marking the hub's own reads (tests leave them out of
 # per-request statement counts).
 BACKGROUND = "asyncpress_background"
@@ -83,7 +79,7 @@ Outgoing = LoggedEvent | Replay | Close | dict[str, Any]
 class Offered(enum.Enum):
     REFUSED = "refused"  # the stream is closing, or was just cut off for a full queue
     QUEUED = "queued"  # the stream's sender will send it
-    WRITTEN = "written"  # written straight to the socket (asyncpress.events.wire)
+    WRITTEN = "written"  # written straight to the socket (asyncpress.fast.wire)
 
 
 @dataclass(eq=False, slots=True)
@@ -98,11 +94,11 @@ class Connection:
     closing: Close | None = None
     # Set by the sender: cuts a send that is stuck on a client that stopped reading.
     cut: Callable[[], None] | None = None
-    # Set by the router when the server offers one (asyncpress.events.wire).
+    # Set by the router when the server offers one (asyncpress.fast.wire).
     direct: DirectWriter | None = None
     # True while the sender waits for the queue: nothing of this stream is in flight.
     idle: bool = False
-    era: int = 0  # see asyncpress.events.collector
+    era: int = 0  # see asyncpress.fast.gc_policy
 
     def offer(self, item: Outgoing) -> Offered:
         """Send or queue an outgoing item; a full queue cuts the connection off.
@@ -136,10 +132,30 @@ class Connection:
             self.queue.put_nowait(self.closing)
 
 
+class FollowGraph(Protocol):
+    """Who follows whom, as the hub needs it to route ``feed`` events.
+
+    Given by the app (``asyncpress.profiles.repository.Follows``), so the
+    event plumbing sits below the domains that publish through it.
+    """
+
+    async def followers_among(
+        self, session: AsyncSession, author_ids: Collection[int], user_ids: Collection[int]
+    ) -> dict[int, set[int]]: ...
+
+    async def followees(self, session: AsyncSession, user_id: int) -> set[int]: ...
+
+
 class Hub:
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        follows: FollowGraph,
+    ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self.follows = follows
         self.cursor = 0
         self.connections: set[Connection] = set()
         self._by_key: dict[str, set[Connection]] = {}
@@ -170,7 +186,7 @@ class Hub:
 
     async def start(self) -> None:
         async with self._session() as session:
-            _, self.cursor = await log.bounds(session)
+            _, self.cursor = await journal.bounds(session)
         self._spawn(self._pump(), "pump")
         self._spawn(self._prune_forever(), "prune")
         if self.settings.redis_url is not None:
@@ -249,7 +265,7 @@ class Hub:
     # -- publishing --------------------------------------------------------
 
     def committed(self) -> None:
-        """Called after a transaction that recorded events commits."""
+        """Called once a unit of work that appended events commits (app.after_commit)."""
         self._wake.set()
         if self._redis is not None:
             task = asyncio.get_running_loop().create_task(self._publish())
@@ -290,7 +306,7 @@ class Hub:
 
     async def _dispatch_batch(self) -> int:
         async with self._session() as session:
-            batch = await log.after(session, self.cursor, BATCH)
+            batch = await journal.after(session, self.cursor, BATCH)
         authors = {a for a in (e.feed_author() for e in batch) if a is not None}
         fans = await self._fans(authors)
         # Delivery is synchronous (queue puts): no session is open here.
@@ -312,7 +328,7 @@ class Hub:
         asked: set[int] = set()
         while authors and (viewers := self._feed_viewers() - asked):
             async with self._session() as session:
-                found = await log.followers_among(session, authors, viewers)
+                found = await self.follows.followers_among(session, authors, viewers)
             for author, followers in found.items():
                 fans[author] |= followers
             asked |= viewers
@@ -353,10 +369,10 @@ class Hub:
         carries on live.
         """
         async with self._session() as session:
-            oldest, newest = await log.bounds(session)
+            oldest, newest = await journal.bounds(session)
             fans_of: set[int] = set()
             if FEED in request.keys and conn.viewer is not None:
-                fans_of = await log.followees(session, conn.viewer.id)
+                fans_of = await self.follows.followees(session, conn.viewer.id)
         if request.since > newest or (oldest is not None and request.since < oldest - 1):
             yield RESET
             return
@@ -364,7 +380,7 @@ class Hub:
         last = request.since
         while last < request.upto:
             async with self._session() as session:
-                batch = await log.after(session, last, BATCH)
+                batch = await journal.after(session, last, BATCH)
             if not batch:
                 return
             for event in batch:
@@ -438,21 +454,6 @@ class Hub:
             await asyncio.sleep(PRUNE_EVERY_S)
             try:
                 async with self._session() as session:
-                    await log.prune(session, self.settings.events_keep_count, keep_for)
+                    await journal.prune(session, self.settings.events_keep_count, keep_for)
             except Exception:
                 logger.exception("pruning the event log failed")
-
-
-def _after_commit(session: Session) -> None:
-    if session.info.pop(PENDING, False):
-        hub: Hub | None = session.info.get(HUB_KEY)
-        if hub is not None:
-            hub.committed()
-
-
-def _after_rollback(session: Session) -> None:
-    session.info.pop(PENDING, None)
-
-
-orm_event.listen(Session, "after_commit", _after_commit)
-orm_event.listen(Session, "after_rollback", _after_rollback)

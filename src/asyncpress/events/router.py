@@ -14,10 +14,11 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from asyncpress.config import Settings
-from asyncpress.deps import AuthUserId, ResourcesDep, SessionDep, ViewerId, user_id_from_header
-from asyncpress.errors import AppError, Forbidden, Invalid, Unauthorized
-from asyncpress.events import tickets
+from asyncpress.core.config import Settings
+from asyncpress.core.errors import AppError, Forbidden, Invalid, Unauthorized
+from asyncpress.core.schemas import MAX_INT64, Schema
+from asyncpress.core.security import TokenError
+from asyncpress.core.web import provided
 from asyncpress.events.channels import ChannelError, Viewer, routing_keys
 from asyncpress.events.guard import CUT_KEY
 from asyncpress.events.hub import (
@@ -29,15 +30,18 @@ from asyncpress.events.hub import (
     Outgoing,
     Replay,
 )
-from asyncpress.events.log import LoggedEvent, compact_json
-from asyncpress.events.wire import DIRECT_KEY, DirectWriter
-from asyncpress.resources import Resources
-from asyncpress.schemas import MAX_INT64, Schema
-from asyncpress.security import TokenError
+from asyncpress.events.journal import LoggedEvent, compact_json
+from asyncpress.events.tickets import StreamAccess
+from asyncpress.fast.wire import DIRECT_KEY, DirectWriter
+from asyncpress.users.auth import Authenticator, AuthUserId, ViewerId
 
 router = APIRouter(tags=["Events"])
 
 POLICY_VIOLATION = 1008
+
+AccessDep = Annotated[StreamAccess, provided(StreamAccess)]
+HubDep = Annotated[Hub, provided(Hub)]
+SettingsDep = Annotated[Settings, provided(Settings)]
 
 
 class TicketResponse(Schema):
@@ -45,28 +49,9 @@ class TicketResponse(Schema):
 
 
 @router.post("/events/ticket", status_code=status.HTTP_201_CREATED)
-async def issue_ticket(
-    session: SessionDep, user_id: AuthUserId, resources: ResourcesDep
-) -> TicketResponse:
+async def issue_ticket(access: AccessDep, user_id: AuthUserId) -> TicketResponse:
     """A single-use ticket that opens one event stream (valid ``EVENTS_TICKET_TTL_S``)."""
-    ticket = await tickets.issue(session, user_id, resources.settings.events_ticket_ttl_s)
-    return TicketResponse(ticket=ticket)
-
-
-async def _viewer(resources: Resources, user_id: int) -> Viewer:
-    async with resources.sessionmaker() as session:
-        found = await tickets.viewer(session, user_id)
-    if found is None:
-        raise Unauthorized("token", "names an account that does not exist")
-    return found
-
-
-async def _viewer_from_ticket(resources: Resources, ticket: str) -> Viewer:
-    async with resources.sessionmaker() as session:
-        user_id = await tickets.redeem(session, ticket)
-    if user_id is None:
-        raise Unauthorized("ticket", "is unknown, used or expired")
-    return await _viewer(resources, user_id)
+    return TicketResponse(ticket=await access.issue(user_id))
 
 
 def _channel_error(exc: ChannelError) -> AppError:
@@ -85,7 +70,7 @@ class StreamRequest:
 
 
 async def open_stream(
-    resources: ResourcesDep,
+    access: AccessDep,
     header_user_id: ViewerId,
     channels: Annotated[
         str,
@@ -112,9 +97,9 @@ async def open_stream(
         since = _event_id(last_event_id.strip())
     viewer = None
     if ticket is not None:
-        viewer = await _viewer_from_ticket(resources, ticket)
+        viewer = await access.viewer_from_ticket(ticket)
     elif header_user_id is not None:
-        viewer = await _viewer(resources, header_user_id)
+        viewer = await access.viewer(header_user_id)
     try:
         keys = routing_keys(channels.split(","), viewer)
     except ChannelError as exc:
@@ -192,7 +177,7 @@ async def _next(conn: Connection) -> Outgoing:
 
 
 def _direct_writer(scope: Scope, settings: Settings) -> DirectWriter | None:
-    """The server's writer for this stream (see asyncpress.events.wire), unless turned off."""
+    """The server's writer for this stream (see asyncpress.fast.wire), unless turned off."""
     if not settings.events_direct_writes:
         return None
     writer: DirectWriter | None = (scope.get("extensions") or {}).get(DIRECT_KEY)
@@ -242,20 +227,20 @@ _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/events", response_class=Response, responses=_SSE_RESPONSES)
 async def event_stream(
     request: Request,
-    resources: ResourcesDep,
+    hub: HubDep,
+    settings: SettingsDep,
     opened: Annotated[StreamRequest, Depends(open_stream)],
 ) -> EventStream:
     """Server-Sent Events on the named channels; resumes after ``Last-Event-ID``."""
     # FastAPI's EventSourceResponse around our own byte stream, not FastAPI's
     # generator pipeline: each event is encoded once per process and written
     # straight from this connection's queue, one task hop instead of four.
-    hub: Hub = resources.events
     conn = hub.connect("sse", opened.viewer)
     conn.cut = request.scope.get(CUT_KEY)
-    conn.direct = _direct_writer(request.scope, resources.settings)
+    conn.direct = _direct_writer(request.scope, settings)
     new = hub.subscribe(conn, opened.keys)
     replay = None if opened.since is None else hub.replay_request(conn, opened.since, new)
-    return EventStream(hub, conn, _frames(hub, conn, replay, resources.settings))
+    return EventStream(hub, conn, _frames(hub, conn, replay, settings))
 
 
 # -- WebSocket -------------------------------------------------------------
@@ -264,12 +249,21 @@ async def event_stream(
 class SocketSession:
     """One WebSocket connection: a reader for client messages, a sender for the rest."""
 
-    def __init__(self, websocket: WebSocket, resources: Resources, conn: Connection) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        hub: Hub,
+        access: StreamAccess,
+        auth: Authenticator,
+        conn: Connection,
+        send_timeout_s: float,
+    ) -> None:
         self.ws = websocket
-        self.resources = resources
-        self.hub: Hub = resources.events
+        self.hub = hub
+        self.access = access
+        self.auth = auth
         self.conn = conn
-        self.send_timeout_s = resources.settings.events_send_timeout_s
+        self.send_timeout_s = send_timeout_s
 
     async def run(self) -> None:
         # Whichever side ends first ends the other: a client that left needs
@@ -382,8 +376,8 @@ class SocketSession:
             self._error("'token' must be the JWT from login")
             return
         try:
-            user_id = self.resources.tokens.user_id(token)
-            self.conn.viewer = await _viewer(self.resources, user_id)
+            user_id = self.auth.tokens.user_id(token)
+            self.conn.viewer = await self.access.viewer(user_id)
         except (TokenError, AppError):
             self._error("token is invalid or expired")
 
@@ -418,26 +412,32 @@ def _string_list(value: object) -> TypeGuard[list[str]]:
 
 
 @router.websocket("/ws")
-async def event_socket(websocket: WebSocket) -> None:
+async def event_socket(
+    websocket: WebSocket,
+    hub: HubDep,
+    access: AccessDep,
+    auth: Annotated[Authenticator, provided(Authenticator)],
+    settings: SettingsDep,
+) -> None:
     """Live events over WebSocket: subscribe, unsubscribe, ping (see docs/realtime.md)."""
-    resources: Resources = websocket.app.state.resources
     await websocket.accept()
     ticket = websocket.query_params.get("ticket")
     header = websocket.headers.get("authorization")
     viewer = None
     try:
         if ticket is not None:
-            viewer = await _viewer_from_ticket(resources, ticket)
-        elif (user_id := user_id_from_header(resources.tokens, header)) is not None:
-            viewer = await _viewer(resources, user_id)
+            viewer = await access.viewer_from_ticket(ticket)
+        elif (user_id := auth.user_id_from_header(header)) is not None:
+            viewer = await access.viewer(user_id)
     except AppError as exc:
         await websocket.send_json({"type": "error", "message": f"{exc.field} {exc.message}"})
         await websocket.close(POLICY_VIOLATION)
         return
-    hub: Hub = resources.events
     conn = hub.connect("ws", viewer)
-    conn.direct = _direct_writer(websocket.scope, resources.settings)
+    conn.direct = _direct_writer(websocket.scope, settings)
     try:
-        await SocketSession(websocket, resources, conn).run()
+        await SocketSession(
+            websocket, hub, access, auth, conn, settings.events_send_timeout_s
+        ).run()
     finally:
         hub.disconnect(conn)

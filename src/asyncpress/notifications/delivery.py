@@ -21,8 +21,8 @@ from email.utils import parseaddr
 from anyio.to_thread import run_sync
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from asyncpress.config import Settings
-from asyncpress.db import begin_write, utcnow
+from asyncpress.core.config import Settings
+from asyncpress.core.db import begin_write, utcnow
 from asyncpress.notifications import repository
 from asyncpress.notifications.mail import Renderer
 from asyncpress.notifications.repository import Claimed
@@ -151,13 +151,12 @@ class Outbox:
         return total
 
     # -- background -------------------------------------------------------
-    async def kick(self) -> None:
+    def kick(self) -> None:
         """Deliver soon, from a task this object owns (coalesced: one pass at a time).
 
-        A coroutine on purpose: Starlette runs a plain-function background
-        task in a worker thread, and this must run on the event loop.
-
-        Does nothing when ``OUTBOX_IN_PROCESS`` is off: separate workers deliver.
+        Called on the event loop after a unit of work that queued messages
+        commits (asyncpress.app.after_commit). Does nothing when
+        ``OUTBOX_IN_PROCESS`` is off: separate workers deliver.
         """
         if not self.settings.outbox_in_process or self._kick_pending:
             return

@@ -45,8 +45,8 @@ class Renderer:
         """The message as it goes on the wire: headers, a text and an HTML part.
 
         Built with the ``compat32`` MIME classes: the modern ``EmailMessage``
-        parses every header it is given and cost about 1.6 ms per message,
-        most of a worker's time per mail; this costs a fraction of that for
+        parses every header it is given, most of a worker's time per mail;
+        this costs a fraction of that for
         the same bytes on the wire (UTF-8 parts, RFC 2047 for non-ASCII).
         """
         data = dict(message.payload)

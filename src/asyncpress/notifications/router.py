@@ -4,9 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from asyncpress.deps import CurrentUser, SessionDep
+from asyncpress.core.web import provided
 from asyncpress.notifications import service
 from asyncpress.notifications.schemas import PreferencesRequest, PreferencesResponse
+from asyncpress.notifications.service import NotificationPreferences
+from asyncpress.users.auth import CurrentUser
 
 router = APIRouter(prefix="/user/notifications", tags=["Notifications"])
 
@@ -18,7 +20,9 @@ async def get_preferences(user: CurrentUser) -> PreferencesResponse:
 
 @router.put("", response_model=PreferencesResponse)
 async def update_preferences(
-    body: Annotated[PreferencesRequest, Body()], session: SessionDep, user: CurrentUser
+    body: Annotated[PreferencesRequest, Body()],
+    preferences_of: Annotated[NotificationPreferences, provided(NotificationPreferences)],
+    user: CurrentUser,
 ) -> PreferencesResponse:
-    preferences = await service.update_preferences(session, user.id, body.notifications)
+    preferences = await preferences_of.update(user.id, body.notifications)
     return PreferencesResponse(notifications=preferences)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, StrictBool
 
-from asyncpress.schemas import Input, Schema
+from asyncpress.core.schemas import Input, Schema
 
 
 class Preferences(Schema):

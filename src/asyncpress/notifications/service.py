@@ -1,15 +1,14 @@
 """What deserves an e-mail, and the user's say in it.
 
-Each trigger writes an outbox row in the caller's transaction: if the cause
-rolls back, so does the message. Nothing is sent for one's own actions.
+Each trigger writes an outbox row in the caller's unit of work, and asks
+its commit to kick the outbox: if the cause rolls back, so does the message.
+Nothing is sent for one's own actions.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from asyncpress.db import begin_write
-from asyncpress.errors import Unauthorized
+from asyncpress.core.errors import Unauthorized
+from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.notifications import repository
 from asyncpress.notifications.schemas import Preferences, PreferencesUpdate
 from asyncpress.users.models import User
@@ -32,21 +31,28 @@ def preferences_of(user: User) -> Preferences:
     )
 
 
-async def update_preferences(
-    session: AsyncSession, user_id: int, changes: PreferencesUpdate
-) -> Preferences:
-    await begin_write(session)
-    user = await session.get(User, user_id)
-    if user is None:
-        raise Unauthorized("token", "names an account that does not exist")
-    for name, value in changes.model_dump(exclude_none=True).items():
-        setattr(user, _COLUMNS[name], value)
-    await session.commit()
-    return preferences_of(user)
+class NotificationPreferences:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def update(self, user_id: int, changes: PreferencesUpdate) -> Preferences:
+        async with self.db.write() as uow:
+            user = await uow.session.get(User, user_id)
+            if user is None:
+                raise Unauthorized("token", "names an account that does not exist")
+            for name, value in changes.model_dump(exclude_none=True).items():
+                setattr(user, _COLUMNS[name], value)
+            await uow.commit()
+        return preferences_of(user)
+
+
+async def _queue(uow: UnitOfWork, key: str, kind: str, to: str, payload: dict[str, str]) -> None:
+    await repository.enqueue(uow.session, key, kind, to, payload)
+    uow.kick_outbox()
 
 
 async def on_comment(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     comment_id: int,
     actor: str,
@@ -66,19 +72,19 @@ async def on_comment(
         "slug": slug,
         "excerpt": excerpt,
     }
-    await repository.enqueue(session, f"comment:{comment_id}", "comment", owner.email, payload)
+    await _queue(uow, f"comment:{comment_id}", "comment", owner.email, payload)
 
 
-async def on_follow(session: AsyncSession, *, actor: str, actor_id: int, followee: User) -> None:
+async def on_follow(uow: UnitOfWork, *, actor: str, actor_id: int, followee: User) -> None:
     if followee.id == actor_id or not followee.notify_follower:
         return
     payload = {"recipient": followee.username, "actor": actor}
     key = f"follow:{actor_id}:{followee.id}"
-    await repository.enqueue(session, key, "follow", followee.email, payload)
+    await _queue(uow, key, "follow", followee.email, payload)
 
 
 async def on_favorite(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     actor: str,
     actor_id: int,
@@ -91,4 +97,4 @@ async def on_favorite(
         return
     payload = {"recipient": owner.username, "actor": actor, "title": title, "slug": slug}
     key = f"favorite:{actor_id}:{article_id}"
-    await repository.enqueue(session, key, "favorite", owner.email, payload)
+    await _queue(uow, key, "favorite", owner.email, payload)

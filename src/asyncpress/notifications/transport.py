@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 import anyio
 
-from asyncpress.config import Settings
+from asyncpress.core.config import Settings
 
 QUIT_TIMEOUT_S = 2.0
 

@@ -20,7 +20,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asyncpress.errors import error_response
+from asyncpress.core.errors import error_response
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asyncpress.errors import error_response
+from asyncpress.core.errors import error_response
 
 NUL_MESSAGE = "must not contain NUL characters"
 

@@ -5,22 +5,29 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from collections.abc import Mapping
+from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
 
 from asyncpress.articles import export
-from asyncpress.deps import ResourcesDep, SessionDep
+from asyncpress.core.uow import Database
+from asyncpress.core.web import provided
+from asyncpress.events.hub import Hub
+from asyncpress.fast.gc_pauses import GENERATIONS, PAUSES
 from asyncpress.notifications import repository as outbox
-from asyncpress.ops.gc_pauses import GENERATIONS, PAUSES
+from asyncpress.notifications.delivery import Outbox
 
 router = APIRouter(tags=["Operations"])
 
+DatabaseDep = Annotated[Database, provided(Database)]
+
 
 @router.get("/api/health")
-async def health(session: SessionDep) -> dict[str, str]:
-    await session.execute(text("SELECT 1"))
+async def health(db: DatabaseDep) -> dict[str, str]:
+    async with db.session() as session:
+        await session.execute(text("SELECT 1"))
     return {"status": "ok"}
 
 
@@ -31,17 +38,21 @@ def _lines(name: str, kind: str, help_text: str, samples: Mapping[str, float]) -
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(session: SessionDep, resources: ResourcesDep) -> PlainTextResponse:
+async def metrics(
+    db: DatabaseDep,
+    sender: Annotated[Outbox, provided(Outbox)],
+    hub: Annotated[Hub, provided(Hub)],
+) -> PlainTextResponse:
     """Prometheus text format.
 
     Outbox figures come from the database, so every process reports the same
     totals; ``…_process_…`` counters are this process's own deliveries.
     """
     # Read before this request's own session takes a connection.
-    checked_out = int(getattr(resources.engine.pool, "checkedout", lambda: 0)())
-    stats = await outbox.stats(session)
-    counters = resources.outbox.counters
-    hub = resources.events
+    checked_out = int(getattr(db.engine.pool, "checkedout", lambda: 0)())
+    async with db.session() as session:
+        stats = await outbox.stats(session)
+    counters = sender.counters
     kinds = Counter(conn.kind for conn in hub.connections)
     lines = [
         *_lines(

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from asyncpress.db import begin_write, upsert, utcnow
+from asyncpress.core.db import begin_write, upsert, utcnow
 from asyncpress.previews.fetch import Fetcher
 from asyncpress.previews.models import LinkPreview
 from asyncpress.previews.ssrf import PreviewFailed

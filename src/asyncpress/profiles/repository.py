@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, String, bindparam, delete, exists, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncpress.db import Prepared, insert_ignoring_conflicts
+from asyncpress.core.db import insert_ignoring_conflicts
+from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.models import Follow
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.users.models import User
@@ -61,3 +63,30 @@ async def unfollow(session: AsyncSession, follower_id: int, followee_id: int) ->
     await session.execute(
         delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee_id)
     )
+
+
+class Follows:
+    """The follow graph as the event hub reads it to route ``feed`` events."""
+
+    async def followers_among(
+        self, session: AsyncSession, author_ids: Collection[int], user_ids: Collection[int]
+    ) -> dict[int, set[int]]:
+        """For each author, which of ``user_ids`` follow them (one query)."""
+        fans: dict[int, set[int]] = {author: set() for author in author_ids}
+        if not author_ids or not user_ids:
+            return fans
+        rows = await session.execute(
+            select(Follow.followee_id, Follow.follower_id).where(
+                Follow.followee_id.in_(sorted(author_ids)),
+                Follow.follower_id.in_(sorted(user_ids)),
+            )
+        )
+        for author, follower in rows:
+            fans[author].add(follower)
+        return fans
+
+    async def followees(self, session: AsyncSession, user_id: int) -> set[int]:
+        rows = await session.scalars(
+            select(Follow.followee_id).where(Follow.follower_id == user_id)
+        )
+        return set(rows)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from asyncpress.schemas import Schema
+from asyncpress.core.schemas import Schema
 
 if TYPE_CHECKING:
     from asyncpress.users.models import User

@@ -1,9 +1,9 @@
 """Markdown rendering in worker processes: CPU work that holds the GIL stays off the loop.
 
 Threads do not help CPU-bound Python: a render holds the GIL, and every
-other request waits for it. Eight concurrent renders of 100 KB of ``[``
-took the median of other requests from 5 ms to 1.8 s. Here renders run in
-``RENDER_PROCESSES`` worker processes (each with its own GIL), and:
+other request waits for it (docs/benchmarks.md, "Rendering next to
+everything else"). Here renders run in ``RENDER_PROCESSES`` worker
+processes (each with its own GIL), and:
 
 - one render runs per process; at most ``RENDER_QUEUE`` per process wait
   or run, and past that a render is refused with 503 and ``Retry-After``
@@ -27,8 +27,8 @@ from multiprocessing.pool import Pool
 
 from anyio.to_thread import run_sync
 
-from asyncpress.config import Settings
-from asyncpress.errors import AppError, Invalid
+from asyncpress.core.config import Settings
+from asyncpress.core.errors import AppError, Invalid
 from asyncpress.rendering.markdown import to_html
 
 log = logging.getLogger(__name__)

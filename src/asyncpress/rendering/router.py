@@ -5,13 +5,16 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from pydantic import StringConstraints
 
-from asyncpress.articles import service as articles
-from asyncpress.db import release
-from asyncpress.deps import ResourcesDep, SessionDep, ViewerId
+from asyncpress.articles.service import Articles
+from asyncpress.core.schemas import Input, Schema
+from asyncpress.core.web import provided
 from asyncpress.rendering.markdown import MAX_MARKDOWN_CHARS
-from asyncpress.schemas import Input, Schema
+from asyncpress.rendering.pool import Renderer
+from asyncpress.users.auth import ViewerId
 
 router = APIRouter(tags=["Rendering"])
+
+RendererDep = Annotated[Renderer, provided(Renderer)]
 
 
 class RenderRequest(Input):
@@ -23,16 +26,18 @@ class RenderResponse(Schema):
 
 
 @router.post("/render", response_model=RenderResponse)
-async def render(body: Annotated[RenderRequest, Body()], resources: ResourcesDep) -> RenderResponse:
+async def render(body: Annotated[RenderRequest, Body()], renderer: RendererDep) -> RenderResponse:
     """Markdown as safe HTML, rendered in a worker process (see docs/operations.md)."""
-    return RenderResponse(html=await resources.renderer.html(body.markdown))
+    return RenderResponse(html=await renderer.html(body.markdown))
 
 
 @router.get("/articles/{slug}/html", response_model=RenderResponse, tags=["Articles"])
 async def article_html(
-    slug: str, session: SessionDep, viewer_id: ViewerId, resources: ResourcesDep
+    slug: str,
+    articles: Annotated[Articles, provided(Articles)],
+    renderer: RendererDep,
+    viewer_id: ViewerId,
 ) -> RenderResponse:
     """The article's body as safe HTML, rendered in a worker process."""
-    record = await articles.get(session, slug, viewer_id)
-    await release(session)  # no connection held while the body renders
-    return RenderResponse(html=await resources.renderer.html(record.body or ""))
+    record = await articles.get(slug, viewer_id)  # its session is closed before rendering
+    return RenderResponse(html=await renderer.html(record.body or ""))

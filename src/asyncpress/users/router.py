@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, status
 
-from asyncpress.articles import counts
-from asyncpress.deps import CurrentUser, ResourcesDep, SessionDep
-from asyncpress.errors import Unauthorized
-from asyncpress.users import service
+from asyncpress.core.errors import Unauthorized
+from asyncpress.core.ratelimit import RateLimits
+from asyncpress.core.web import provided
+from asyncpress.users.auth import CurrentUser, presented_token
 from asyncpress.users.models import User
 from asyncpress.users.schemas import (
     LoginRequest,
@@ -16,8 +16,12 @@ from asyncpress.users.schemas import (
     UserOut,
     UserResponse,
 )
+from asyncpress.users.service import Accounts
 
 router = APIRouter(tags=["User and Authentication"])
+
+AccountsDep = Annotated[Accounts, provided(Accounts)]
+LimitsDep = Annotated[RateLimits, provided(RateLimits)]
 
 
 def user_response(user: User, token: str) -> UserResponse:
@@ -28,11 +32,6 @@ def user_response(user: User, token: str) -> UserResponse:
     )
 
 
-def _presented_token(request: Request) -> str:
-    # Only reached after authentication succeeded, so the header is well-formed.
-    return request.headers["authorization"].strip().partition(" ")[2].strip()
-
-
 def _address(request: Request) -> str:
     # The peer, or the client a trusted proxy names (--forwarded-allow-ips).
     return request.client.host if request.client else "unknown"
@@ -41,46 +40,43 @@ def _address(request: Request) -> str:
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserResponse)
 async def register(
     body: Annotated[NewUserRequest, Body()],
-    session: SessionDep,
-    resources: ResourcesDep,
+    accounts: AccountsDep,
+    limits: LimitsDep,
     request: Request,
 ) -> UserResponse:
-    await resources.limits.registration(_address(request))
-    user = await service.register(session, resources.passwords, body.user)
-    return user_response(user, resources.tokens.issue(user.id))
+    await limits.registration(_address(request))
+    user = await accounts.register(body.user)
+    return user_response(user, accounts.token_for(user))
 
 
 @router.post("/users/login", response_model=UserResponse)
 async def login(
     body: Annotated[LoginRequest, Body()],
-    session: SessionDep,
-    resources: ResourcesDep,
+    accounts: AccountsDep,
+    limits: LimitsDep,
     request: Request,
 ) -> UserResponse:
     email, address = body.user.email.lower(), _address(request)
-    await resources.limits.before_login(email, address)
+    await limits.before_login(email, address)
     try:
-        user = await service.login(session, resources.passwords, body.user)
+        user = await accounts.login(body.user)
     except Unauthorized:
-        await resources.limits.login_failed(email, address)
+        await limits.login_failed(email, address)
         raise
-    return user_response(user, resources.tokens.issue(user.id))
+    return user_response(user, accounts.token_for(user))
 
 
 @router.get("/user", response_model=UserResponse)
 async def current(user: CurrentUser, request: Request) -> UserResponse:
-    return user_response(user, _presented_token(request))
+    return user_response(user, presented_token(request.headers["authorization"]))
 
 
 @router.put("/user", response_model=UserResponse)
 async def update(
     body: Annotated[UpdateUserRequest, Body()],
     user: CurrentUser,
-    session: SessionDep,
-    resources: ResourcesDep,
+    accounts: AccountsDep,
     request: Request,
 ) -> UserResponse:
-    updated = await service.update(session, resources.passwords, user.id, body.user)
-    if updated.username != user.username:  # counts by ?author= and ?favorited=
-        await counts.changed(resources.cache)
-    return user_response(updated, _presented_token(request))
+    updated = await accounts.update(user.id, body.user)
+    return user_response(updated, presented_token(request.headers["authorization"]))

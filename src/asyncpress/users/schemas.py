@@ -6,7 +6,7 @@ from typing import Annotated
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 
-from asyncpress.schemas import NON_BLANK, Input, Schema
+from asyncpress.core.schemas import NON_BLANK, Input, Schema
 
 USERNAME_PATTERN = r"^[\w.\-]+$"
 MAX_IMAGE_URL = 2048

@@ -1,0 +1,127 @@
+"""The application factory and its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from asyncpress import __version__
+from asyncpress.app.openapi import install_openapi
+from asyncpress.app.services import running_services
+from asyncpress.articles.router import router as articles_router
+from asyncpress.comments.router import router as comments_router
+from asyncpress.core.config import Settings, get_settings
+from asyncpress.core.errors import install_error_handlers
+from asyncpress.events.guard import StreamGuardMiddleware
+from asyncpress.events.router import router as events_router
+from asyncpress.notifications.router import router as notifications_router
+from asyncpress.ops.deadline import DeadlineMiddleware
+from asyncpress.ops.gate import RequestGateMiddleware
+from asyncpress.ops.router import router as ops_router
+from asyncpress.ops.timing import ServerTimingMiddleware
+from asyncpress.previews.router import router as previews_router
+from asyncpress.profiles.router import router as profiles_router
+from asyncpress.rendering.router import router as rendering_router
+from asyncpress.stats.router import router as stats_router
+from asyncpress.tags.router import router as tags_router
+from asyncpress.users.router import router as users_router
+
+log = logging.getLogger("asyncpress")
+
+
+TAGS = [
+    {
+        "name": "User and Authentication",
+        "description": "Register, log in, read and update your account.",
+    },
+    {"name": "Profile", "description": "Public profiles; follow and unfollow authors."},
+    {"name": "Articles", "description": "Articles: list, feed, read, write, export and import."},
+    {"name": "Favorites", "description": "Favorite and unfavorite articles."},
+    {"name": "Comments", "description": "Comments on an article."},
+    {"name": "Tags", "description": "Tags in use, most used first."},
+    {"name": "Rendering", "description": "Markdown to safe HTML."},
+    {"name": "Stats", "description": "Counts for a dashboard, a few seconds old at most."},
+    {"name": "Link previews", "description": "Title, description and image of public pages."},
+    {"name": "Events", "description": "Live events over Server-Sent Events (WebSocket: /api/ws)."},
+    {"name": "Notifications", "description": "Which e-mail notifications you receive."},
+    {"name": "Operations", "description": "Health checks and metrics for operators."},
+]
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """The pure-ASGI layers, innermost first."""
+    app.add_middleware(
+        DeadlineMiddleware,
+        default_s=settings.request_timeout_s,
+        by_prefix={
+            "/api/articles/export": settings.export_timeout_s,
+            "/api/events": None,  # streams end by their own lifetime cap
+            "/api/events/ticket": settings.request_timeout_s,
+        },
+    )
+    app.add_middleware(
+        StreamGuardMiddleware, path="/api/events", send_timeout_s=settings.events_send_timeout_s
+    )
+    app.add_middleware(
+        RequestGateMiddleware,
+        default=settings.max_body_bytes,
+        by_path={"/api/articles/import": settings.max_import_body_bytes},
+    )
+    app.add_middleware(ServerTimingMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Requested-With"],
+        max_age=600,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running_services(settings) as wiring:
+            app.state.wiring = wiring
+            yield
+
+    app = FastAPI(
+        title="asyncpress",
+        # Trailing slashes are dropped before routing (ops.gate), never redirected.
+        redirect_slashes=False,
+        version=__version__,
+        summary="RealWorld (Conduit) API and more, on async FastAPI.",
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    install_openapi(app)
+    _install_middleware(app, settings)
+    api = APIRouter(prefix="/api")
+    for router in (
+        users_router,
+        notifications_router,
+        profiles_router,
+        articles_router,
+        comments_router,
+        tags_router,
+        rendering_router,
+        stats_router,
+        previews_router,
+        events_router,
+    ):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(ops_router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory asyncpress.app.main:app_factory``."""
+    return create_app()

@@ -1,0 +1,122 @@
+"""Every service of a running app, built once with its collaborators, and disposed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+import httpx
+
+from asyncpress import __version__
+from asyncpress.app.after_commit import AfterCommit
+from asyncpress.articles.service import Articles
+from asyncpress.comments.service import Comments
+from asyncpress.core.cache import Cached, cache_for
+from asyncpress.core.config import Settings
+from asyncpress.core.db import create_engine, create_sessionmaker
+from asyncpress.core.ratelimit import RateLimits
+from asyncpress.core.security import Passwords, Tokens
+from asyncpress.core.uow import Database
+from asyncpress.core.web import Wiring
+from asyncpress.events.guard import QuietSlowClients
+from asyncpress.events.hub import Hub
+from asyncpress.events.signals import chain_shutdown
+from asyncpress.events.tickets import StreamAccess
+from asyncpress.fast.gc_pauses import PAUSES
+from asyncpress.fast.wire import limit_request_heads
+from asyncpress.notifications.delivery import Outbox
+from asyncpress.notifications.service import NotificationPreferences
+from asyncpress.notifications.transport import transport_for
+from asyncpress.previews.fetch import Fetcher
+from asyncpress.previews.service import Previews
+from asyncpress.profiles.repository import Follows
+from asyncpress.profiles.service import Profiles
+from asyncpress.rendering.pool import Renderer
+from asyncpress.stats.service import Dashboard
+from asyncpress.tags.service import Tags
+from asyncpress.users.auth import Authenticator
+from asyncpress.users.service import Accounts
+
+log = logging.getLogger("asyncpress")
+
+
+def _fetcher(settings: Settings) -> tuple[httpx.AsyncClient, Fetcher]:
+    """One client for every outbound request (pooled, bounded), and the preview fetcher on it."""
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.preview_timeout_s),
+        limits=httpx.Limits(max_connections=settings.preview_max_connections),
+        follow_redirects=False,
+        headers={"User-Agent": f"asyncpress/{__version__} (link preview)"},
+    )
+    fetcher = Fetcher(
+        http,
+        deadline_s=settings.preview_deadline_s,
+        allowed_hosts=frozenset(settings.preview_allowed_hosts),
+    )
+    return http, fetcher
+
+
+@asynccontextmanager
+async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
+    """Build the services, start their background work, yield them; stop and dispose."""
+    # Building an engine touches the file system (SQLite paths): not on the loop.
+    engine = await anyio.to_thread.run_sync(create_engine, settings)
+    passwords = Passwords(settings)
+    await passwords.prepare()
+    sessionmaker = create_sessionmaker(engine)
+    hub = Hub(settings, sessionmaker, Follows())
+    await hub.start()
+    outbox = Outbox(settings, sessionmaker, transport_for(settings))
+    cache = Cached(cache_for(settings))
+    limits = RateLimits(settings)
+    renderer = Renderer(settings)
+    http, fetcher = _fetcher(settings)
+    previews = Previews(sessionmaker, fetcher, settings.preview_max_age_s)
+    after_commit = AfterCommit(cache, hub, outbox, previews)
+    db = Database(engine, sessionmaker, after_commit)
+    tokens = Tokens(settings.jwt_secret, settings.jwt_ttl_s)
+    wiring = Wiring(
+        settings,
+        db,
+        hub,
+        outbox,
+        previews,
+        limits,
+        renderer,
+        Authenticator(tokens, db),
+        Accounts(db, passwords, tokens),
+        Profiles(db),
+        Articles(db, cache, settings),
+        Comments(db),
+        Tags(db, cache, settings.tags_cache_s),
+        Dashboard(db, cache, settings.stats_cache_s),
+        NotificationPreferences(db),
+        StreamAccess(db, settings.events_ticket_ttl_s),
+    )
+    undo_signals = chain_shutdown(hub.begin_shutdown)
+    quiet = QuietSlowClients()
+    logging.getLogger("uvicorn.error").addFilter(quiet)
+    if settings.outbox_in_process:
+        outbox.start()
+    limit_request_heads(settings.max_request_head_bytes, settings.request_head_timeout_s)
+    PAUSES.install()
+    if hub.collector is not None:
+        hub.collector.freeze_startup()  # once, before anything is served
+    log.info("asyncpress %s started on %s", __version__, engine.dialect.name)
+    try:
+        yield wiring
+    finally:
+        undo_signals()
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
+        await hub.stop()
+        await after_commit.close()
+        # An abandoned batch is claimed again after its lease: nothing is lost.
+        await outbox.stop(grace_s=3.0)
+        await http.aclose()
+        await cache.cache.close()
+        await limits.close()
+        await renderer.close()
+        await engine.dispose()
+        passwords.close()

@@ -1,0 +1,260 @@
+"""Database plumbing: declarative base, UTC timestamps, engine and sessions.
+
+Embedded mode runs on SQLite through aiosqlite; scaled mode on PostgreSQL
+through asyncpg. Both get the same models and migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import DateTime, MetaData, Table, event, exc, insert
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from asyncpress.core.config import Settings
+from asyncpress.fast.pool import FairAsyncPool
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc(value: datetime) -> datetime:
+    """An aware UTC datetime from a driver's value (SQLite's carry no zone)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite keeps no zone itself)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    """Foreign keys, WAL, a busy timeout, and BEGIN emitted by us.
+
+    pysqlite's own BEGIN handling is turned off so that a write use case can
+    start with ``BEGIN IMMEDIATE`` (see :func:`begin_write`) instead of
+    upgrading a read lock half-way, which SQLite answers with SQLITE_BUSY.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA busy_timeout=15000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_sqlite:
+        engine = create_async_engine(
+            settings.database_url,
+            echo=settings.db_echo,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_s,
+            poolclass=FairAsyncPool,
+            connect_args={"timeout": 15},
+        )
+        _install_sqlite_hooks(engine)
+        return engine
+    server_settings = {"application_name": "asyncpress"}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    engine = create_async_engine(
+        settings.database_url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        poolclass=FairAsyncPool,
+        connect_args={"server_settings": server_settings},
+    )
+    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
+    return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Hand out no pooled connection that the server has already closed.
+
+    asyncpg reads every socket all the time, so a connection that a restarted
+    or killed server closed is marked closed as soon as that happens; the
+    pool then opens a new one. This replaces ``pool_pre_ping``, whose check
+    costs three round trips (BEGIN, a query, ROLLBACK) on every checkout,
+    about doubling the cost of a short query (docs/benchmarks.md).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise exc.DisconnectionError("the server closed this connection")
+
+
+async def refresh_statistics(engine: AsyncEngine) -> None:
+    """Planner statistics (and, on PostgreSQL, the visibility map) after a bulk load.
+
+    Seeding writes thousands of rows at once; until autovacuum gets to them
+    the planner guesses and index-only scans read the table anyway: a count
+    is a sequential scan before ``VACUUM ANALYZE`` and an index-only scan
+    after (docs/benchmarks.md).
+    """
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.exec_driver_sql("VACUUM ANALYZE")
+        else:
+            await connection.exec_driver_sql("ANALYZE")
+            await connection.commit()
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """``postgresql`` or ``sqlite``: the dialect the session's engine speaks."""
+    bind = session.bind
+    assert bind is not None, "sessions are made by create_sessionmaker, bound to an engine"
+    return bind.dialect.name
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Open the session's transaction as a write transaction.
+
+    Call it first in a write use case, after any slow preparation (password
+    hashing) and before the first statement. On SQLite it takes the write
+    lock up front (``BEGIN IMMEDIATE``) so that concurrent writers queue on
+    the busy timeout instead of failing; on PostgreSQL it is a plain BEGIN.
+    """
+    if session.in_transaction():
+        raise RuntimeError("begin_write must open the session's transaction")
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "sqlite":
+        await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    else:
+        await session.connection()
+
+
+async def release(session: AsyncSession) -> None:
+    """Give the session's connection back to the pool before slow non-DB work.
+
+    Loaded objects stay usable (they are detached, not expired).
+    """
+    await session.close()
+
+
+def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect."""
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+INSERT_BATCH = 1000
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's Table, typed as one."""
+    table: Table = model.__table__
+    return table
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(_table: str, _done: int, _total: int) -> None:
+    return None
+
+
+async def insert_rows(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    progress: Progress = no_progress,
+    *,
+    returning_ids: bool = False,
+    ignore_conflicts: bool = False,
+) -> list[int]:
+    """Multi-row INSERTs of up to ``INSERT_BATCH`` rows each.
+
+    With ``returning_ids`` the new ids come back in the order of ``rows``.
+    """
+    ids: list[int] = []
+    for start in range(0, len(rows), INSERT_BATCH):
+        chunk = rows[start : start + INSERT_BATCH]
+        if returning_ids:
+            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+            ids.extend((await session.execute(stmt, chunk)).scalars().all())
+        elif ignore_conflicts:
+            await session.execute(insert_ignoring_conflicts(session, table), chunk)
+        else:
+            await session.execute(insert(table), chunk)
+        progress(table.name, start + len(chunk), len(rows))
+    return ids
+
+
+async def upsert(
+    session: AsyncSession, model: type[Any], rows: Sequence[dict[str, Any]], key: str
+) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE, in the session's dialect."""
+    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415
+
+    bind = session.bind
+    on_postgres = bind is not None and bind.dialect.name == "postgresql"
+    stmt: Any = postgresql.insert(model) if on_postgres else sqlite.insert(model)
+    columns = [c for c in rows[0] if c != key]
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[key], set_={c: getattr(stmt.excluded, c) for c in columns}
+        ),
+        list(rows),
+    )

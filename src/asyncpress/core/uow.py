@@ -1,0 +1,124 @@
+"""One write, its single commit, and what that commit sets in motion.
+
+A write use case opens a unit of work (:meth:`Database.write`), does its
+work in the unit's session, declares what must follow the commit (cache
+entries to retire, live streams to wake, the outbox to kick, links to
+preview) and commits once. The follow-ups are carried out by
+:meth:`UnitOfWork.commit`, right after the commit and only if it succeeded:
+a rollback, an exception or leaving the ``async with`` without committing
+drops them with the transaction.
+
+Who carries them out is given to the :class:`Database` once, in the app's
+lifespan (``asyncpress.app.after_commit``); the CLI gives one that does
+nothing, since no server of its own has caches or streams to tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from asyncpress.core.db import begin_write
+
+
+@dataclass(slots=True)
+class FollowUps:
+    """What a committed write asks for, declared where the write happens."""
+
+    retire: set[str] = field(default_factory=set)  # cache keys
+    wake_streams: bool = False  # the event log has new entries
+    kick_outbox: bool = False  # the outbox has new messages
+    preview: list[str] = field(default_factory=list)  # texts whose links to preview
+
+    def __bool__(self) -> bool:
+        return bool(self.retire or self.wake_streams or self.kick_outbox or self.preview)
+
+
+class AfterCommit(Protocol):
+    """Carries out the follow-ups of a unit of work that committed."""
+
+    async def run(self, follow_ups: FollowUps) -> None: ...
+
+
+class NothingAfterCommit:
+    """For processes without caches, streams or an outbox of their own (the CLI)."""
+
+    async def run(self, follow_ups: FollowUps) -> None:
+        return None
+
+
+class UnitOfWork:
+    """A write transaction and the follow-ups its commit will carry out."""
+
+    __slots__ = ("_after", "_follow_ups", "session")
+
+    def __init__(self, session: AsyncSession, after: AfterCommit) -> None:
+        self.session = session
+        self._after = after
+        self._follow_ups = FollowUps()
+
+    def retire(self, *keys: str) -> None:
+        """Delete these cache keys once the write is visible."""
+        self._follow_ups.retire.update(keys)
+
+    def wake_streams(self) -> None:
+        """Tell every process's hub that the event log grew."""
+        self._follow_ups.wake_streams = True
+
+    def kick_outbox(self) -> None:
+        """Start sending the messages this write queued, without waiting for the sweep."""
+        self._follow_ups.kick_outbox = True
+
+    def preview_links_in(self, text: str) -> None:
+        """Fetch previews of the links in ``text`` in the background, so readers find them."""
+        if text:
+            self._follow_ups.preview.append(text)
+
+    @property
+    def follow_ups(self) -> FollowUps:
+        return self._follow_ups
+
+    async def commit(self) -> None:
+        """Commit once, then carry out what the write declared."""
+        await self.session.commit()
+        follow_ups, self._follow_ups = self._follow_ups, FollowUps()
+        if follow_ups:
+            await self._after.run(follow_ups)
+
+    async def rollback(self) -> None:
+        """Undo the transaction; what it declared is dropped with it."""
+        await self.session.rollback()
+        self._follow_ups = FollowUps()
+
+
+class Database:
+    """The engine, its sessions, and units of work that know what follows a commit."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        after_commit: AfterCommit,
+    ) -> None:
+        self.engine = engine
+        self.sessionmaker = sessionmaker
+        self._after_commit = after_commit
+
+    def session(self) -> AsyncSession:
+        """A session for reads (``async with db.session() as session``)."""
+        return self.sessionmaker()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[UnitOfWork]:
+        """A unit of work in a write transaction (``BEGIN IMMEDIATE`` on SQLite).
+
+        Leaving it without :meth:`UnitOfWork.commit` rolls the transaction
+        back and drops its follow-ups.
+        """
+        async with self.sessionmaker() as session:
+            await begin_write(session)
+            yield UnitOfWork(session, self._after_commit)

@@ -1,0 +1,128 @@
+"""The durable event journal: written in the causing transaction, read by every worker.
+
+Ids are handed out in commit order, so a reader that has seen id N has seen
+everything below N that will ever exist. SQLite gets this for free (one
+writer at a time); on PostgreSQL a transaction-scoped advisory lock, taken
+just before the insert and released by the commit that follows it,
+serialises the few microseconds between taking an id and committing it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi.sse import format_sse_event
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from asyncpress.core.db import utcnow
+from asyncpress.core.schemas import iso_millis
+from asyncpress.core.uow import UnitOfWork
+from asyncpress.events.models import Event
+from asyncpress.fast.wire import http_chunk, ws_text_frame
+
+# Any constant will do; it only has to be this application's own.
+ADVISORY_LOCK_KEY = 0x61737970  # "asyp"
+
+
+def compact_json(value: Any) -> str:
+    """JSON without spaces: how events are stored and sent."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    id: int
+    type: str
+    time: str
+    channels: frozenset[str]
+    data: dict[str, Any]
+    # Serialised once per process, however many connections send it.
+    wire_text: str = field(init=False, repr=False, compare=False)
+    document_text: str = field(init=False, repr=False, compare=False)
+    sse_frame: bytes = field(init=False, repr=False, compare=False)
+    # The same, framed for writing straight to a socket (asyncpress.fast.wire).
+    ws_frame: bytes = field(init=False, repr=False, compare=False)
+    sse_chunk: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        wire = {"type": "event", "id": self.id, "event": self.type, "time": self.time}
+        document = {"id": self.id, "type": self.type, "time": self.time}
+        object.__setattr__(self, "wire_text", compact_json({**wire, "data": self.data}))
+        object.__setattr__(self, "document_text", compact_json({**document, "data": self.data}))
+        frame = format_sse_event(data_str=self.document_text, event=self.type, id=str(self.id))
+        object.__setattr__(self, "sse_frame", frame)
+        object.__setattr__(self, "ws_frame", ws_text_frame(self.wire_text.encode()))
+        object.__setattr__(self, "sse_chunk", http_chunk(frame))
+
+    def feed_author(self) -> int | None:
+        """The author whose followers' ``feed`` receives this event, if any."""
+        for channel in self.channels:
+            if channel.startswith("feed:"):
+                return int(channel[5:])
+        return None
+
+
+async def append(
+    uow: UnitOfWork, event_type: str, data: dict[str, Any], channels: Iterable[str]
+) -> None:
+    """Append an event in the unit of work's transaction; its commit wakes the hubs.
+
+    Call it last, just before the commit, so the lock is held for as short a
+    time as possible.
+    """
+    session = uow.session
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
+    await session.execute(
+        insert(Event).values(
+            type=event_type,
+            created_at=utcnow(),
+            channels=" ".join(sorted(set(channels))),
+            data=compact_json(data),
+        )
+    )
+    uow.wake_streams()
+
+
+def _loaded(row: Event) -> LoggedEvent:
+    return LoggedEvent(
+        id=row.id,
+        type=row.type,
+        time=iso_millis(row.created_at),
+        channels=frozenset(row.channels.split()),
+        data=json.loads(row.data),
+    )
+
+
+async def after(session: AsyncSession, last_id: int, limit: int) -> list[LoggedEvent]:
+    """Events with an id above ``last_id``, oldest first."""
+    rows = await session.scalars(
+        select(Event).where(Event.id > last_id).order_by(Event.id).limit(limit)
+    )
+    return [_loaded(row) for row in rows]
+
+
+async def bounds(session: AsyncSession) -> tuple[int | None, int]:
+    """The oldest id still in the log (None when empty) and the newest (0 when empty)."""
+    oldest, newest = (await session.execute(select(func.min(Event.id), func.max(Event.id)))).one()
+    return oldest, newest or 0
+
+
+async def prune(session: AsyncSession, keep_count: int, keep_for: timedelta) -> int:
+    """Delete events that are both older than ``keep_for`` and outside the newest ``keep_count``.
+
+    Returns the number deleted. Commits.
+    """
+    _, newest = await bounds(session)
+    cutoff_time: datetime = utcnow() - keep_for
+    result = await session.execute(
+        delete(Event).where(Event.id <= newest - keep_count, Event.created_at < cutoff_time)
+    )
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

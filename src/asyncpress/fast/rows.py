@@ -1,0 +1,52 @@
+"""Driver-direct reads for the hot paths (see README.md beside this file)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+class Prepared:
+    """A read statement built once, with bound parameters, for the hot paths.
+
+    On PostgreSQL :meth:`rows` compiles it once and sends it straight to
+    asyncpg on the session's connection (inside the session's transaction if
+    one has begun, else on its own). SQLAlchemy's execution path (cache key,
+    execution context, the adapter's cursor, ``Row`` objects) cost more CPU
+    in the app than PostgreSQL spent running the statement (docs/benchmarks.md). The
+    rows come back as asyncpg records: read them by column name.
+    ``before_cursor_execute`` listeners still see each statement, with no
+    cursor and no context; SQLAlchemy's echo (``DB_ECHO``) does not show it.
+    On SQLite it runs through the session as usual.
+    """
+
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        self.statement = statement
+        self._compiled: tuple[str, tuple[str, ...]] | None = None
+
+    def _postgresql(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+        if self._compiled is None:
+            compiled = self.statement.compile(dialect=dialect)
+            self._compiled = compiled.string, tuple(compiled.positiontup or ())
+        return self._compiled
+
+    async def rows(self, session: AsyncSession, params: dict[str, Any]) -> Sequence[Any]:
+        bind = session.bind
+        if bind is None or bind.dialect.name != "postgresql":
+            mappings: Sequence[Any] = (
+                (await session.execute(self.statement, params)).mappings().all()
+            )
+            return mappings
+        connection = await session.connection()
+        sql, names = self._postgresql(connection.dialect)
+        args = tuple(params[name] for name in names)
+        sync = connection.sync_connection
+        assert sync is not None
+        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
+        raw = await connection.get_raw_connection()
+        records: list[Any] = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+        return records

@@ -1,0 +1,30 @@
+"""The tags in use, most used first; the default page is cached."""
+
+from __future__ import annotations
+
+from asyncpress.core import cache_keys
+from asyncpress.core.cache import Cached
+from asyncpress.core.uow import Database
+from asyncpress.tags import repository
+
+# Only this page (the one front ends ask for) is cached; article writes that
+# can change it retire cache_keys.TAGS.
+DEFAULT_LIMIT = 100
+
+
+class Tags:
+    def __init__(self, db: Database, cache: Cached, ttl_s: float) -> None:
+        self.db = db
+        self.cache = cache
+        self.ttl_s = ttl_s
+
+    async def popular(self, limit: int = DEFAULT_LIMIT) -> list[str]:
+        async def read() -> list[str]:
+            # A session only when the database is read: a cache hit needs none.
+            async with self.db.session() as session:
+                return await repository.popular(session, limit)
+
+        if limit != DEFAULT_LIMIT:
+            return await read()
+        tags: list[str] = await self.cache.get_or_compute(cache_keys.TAGS, self.ttl_s, read)
+        return tags

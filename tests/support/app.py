@@ -1,0 +1,101 @@
+"""Helpers for tests of the in-process app: its settings, its parts, its database."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from fastapi import FastAPI
+from sqlalchemy import event, text
+
+from asyncpress.app.models import Base
+from asyncpress.core.config import Settings
+from asyncpress.core.uow import Database
+from asyncpress.core.web import Wiring
+from asyncpress.events.hub import BACKGROUND
+from tests.support.processes import TEST_SECRET
+
+T = TypeVar("T")
+
+# Children before parents, every table the models declare.
+TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
+
+# Every mailbox directory lives under one that is removed when the run ends.
+_MAILBOXES = tempfile.TemporaryDirectory(prefix="asyncpress-mailboxes-")
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "jwt_secret": TEST_SECRET,
+        "log_level": "WARNING",
+        # Cheap hashing keeps the suite fast; production costs are the defaults.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 64,
+        "argon2_parallelism": 1,
+        "hash_concurrency": 4,
+        "db_pool_size": 20,
+        "db_max_overflow": 40,
+        # Delivery runs only in the tests about it (they turn it on), so the
+        # API tests stay deterministic; nothing is ever written to the repo.
+        "outbox_in_process": False,
+        # In-process apps share the test runner's process: its objects are not
+        # the app's to freeze. Served apps (real processes) keep the default.
+        "gc_freeze": False,
+        # Tests register many accounts from one address; tests/test_rate_limits.py
+        # turns the limits on.
+        "rate_limits": False,
+        # An in-process app is the only process serving its database.
+        "local_cache": "on",
+        "mailbox_dir": tempfile.mkdtemp(prefix="mailbox-", dir=_MAILBOXES.name),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def wired(app: FastAPI, kind: type[T]) -> T:
+    """The instance of ``kind`` the app's lifespan wired (a database, the outbox…)."""
+    wiring: Wiring = app.state.wiring
+    return wiring.get(kind)
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def count_statements(app: FastAPI) -> Iterator[StatementCounter]:
+    """Counts SQL statements sent (transaction control such as BEGIN excluded)."""
+    counter = StatementCounter()
+    engine = wired(app, Database).engine.sync_engine
+
+    def _record(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        # Prepared reads on PostgreSQL (asyncpress.fast.rows.Prepared) come with no context.
+        if context is not None and context.execution_options.get(BACKGROUND):
+            return  # the event hub's own reads, not the request's
+        if statement.split(None, 1)[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK"}:
+            counter.statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", _record)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", _record)
+
+
+async def row_count(app: FastAPI, table: str) -> int:
+    """Rows in ``table``, read straight from the database."""
+    assert table in TABLES
+    async with wired(app, Database).sessionmaker() as session:
+        result = await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
+        return int(result.scalar_one())

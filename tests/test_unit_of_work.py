@@ -1,0 +1,136 @@
+"""A unit of work: one commit, and its follow-ups only after that commit succeeded."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from asyncpress.core.uow import Database, FollowUps
+from asyncpress.tags.models import Tag
+from tests.factories import create_article, register
+from tests.support.app import row_count, wired
+
+
+class Recorded:
+    """An AfterCommit that keeps what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.runs: list[FollowUps] = []
+
+    async def run(self, follow_ups: FollowUps) -> None:
+        self.runs.append(follow_ups)
+
+
+@pytest.fixture
+def recorded(app: FastAPI) -> tuple[Database, Recorded]:
+    db = wired(app, Database)
+    after = Recorded()
+    return Database(db.engine, db.sessionmaker, after), after
+
+
+async def test_follow_ups_run_once_after_the_commit(recorded: tuple[Database, Recorded]) -> None:
+    db, after = recorded
+    async with db.write() as uow:
+        uow.session.add(Tag(name="kept"))
+        uow.retire("a", "b")
+        uow.retire("a")
+        uow.wake_streams()
+        uow.kick_outbox()
+        uow.preview_links_in("see https://example.com/")
+        assert after.runs == []  # nothing before the commit
+        await uow.commit()
+    assert after.runs == [
+        FollowUps(
+            retire={"a", "b"},
+            wake_streams=True,
+            kick_outbox=True,
+            preview=["see https://example.com/"],
+        )
+    ]
+    async with db.session() as session:
+        assert await session.scalar(select(Tag.name).where(Tag.name == "kept")) == "kept"
+
+
+async def test_a_write_that_raises_commits_nothing_and_follows_up_nothing(
+    app: FastAPI, recorded: tuple[Database, Recorded]
+) -> None:
+    db, after = recorded
+
+    class Refused(Exception):
+        pass
+
+    async def refused_write() -> None:
+        async with db.write() as uow:
+            uow.session.add(Tag(name="lost"))
+            uow.retire("a")
+            uow.wake_streams()
+            await uow.session.flush()
+            raise Refused
+
+    with pytest.raises(Refused):
+        await refused_write()
+    assert after.runs == []
+    assert await row_count(app, "tags") == 0
+
+
+async def test_a_commit_that_fails_follows_up_nothing(
+    app: FastAPI, recorded: tuple[Database, Recorded]
+) -> None:
+    db, after = recorded
+    async with db.write() as uow:
+        uow.session.add(Tag(name="taken"))
+        await uow.commit()
+    after.runs.clear()
+
+    async def clashing_write() -> None:
+        async with db.write() as uow:
+            uow.session.add(Tag(name="taken"))  # unique: the commit (flush) fails
+            uow.kick_outbox()
+            await uow.commit()
+
+    with pytest.raises(IntegrityError):
+        await clashing_write()
+    assert after.runs == []
+    assert await row_count(app, "tags") == 1
+
+
+async def test_a_rollback_drops_what_was_declared(recorded: tuple[Database, Recorded]) -> None:
+    db, after = recorded
+    async with db.write() as uow:
+        uow.retire("dropped")
+        await uow.rollback()
+        uow.retire("kept")
+        await uow.commit()
+    assert after.runs == [FollowUps(retire={"kept"})]
+
+
+async def test_a_unit_with_nothing_declared_asks_nothing(
+    recorded: tuple[Database, Recorded],
+) -> None:
+    db, after = recorded
+    async with db.write() as uow:
+        await uow.commit()
+    assert after.runs == []
+
+
+async def test_an_api_write_retires_what_its_readers_cached(
+    client: httpx.AsyncClient,
+) -> None:
+    # The whole path: a write through the API declares the keys, the app's
+    # AfterCommit deletes them, the next anonymous read sees the write.
+    alice = await register(client, "alice")
+    article = await create_article(client, alice, tagList=["first"])
+    assert (await client.get("/api/tags")).json()["tags"] == ["first"]
+    cached = await client.get(f"/api/articles/{article['slug']}")
+    assert cached.json()["article"]["tagList"] == ["first"]
+    await client.put(
+        f"/api/articles/{article['slug']}",
+        json={"article": {"tagList": ["second"]}},
+        headers=alice.headers,
+    )
+    assert (await client.get("/api/tags")).json()["tags"] == ["second"]
+    fresh = await client.get(f"/api/articles/{article['slug']}")
+    assert fresh.json()["article"]["tagList"] == ["second"]
