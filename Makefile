@@ -7,11 +7,13 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help uv install run migrate test test-sqlite lint fmt typecheck check seed clean bench bench-quick bench-dry bench-notifications bench-features bench-realtime bench-render
+.PHONY: help uv install run migrate test test-sqlite test-fast test-lowest lint fmt typecheck check seed clean bench bench-quick bench-dry bench-notifications bench-features bench-realtime bench-render
 
 help:
 	@echo "make run        set up, migrate the SQLite database and serve on http://$(HOST):$(PORT)"
 	@echo "make test       lint, type-check and run the tests on SQLite and PostgreSQL"
+	@echo "make test-fast  the tests that start no server process, on SQLite (about a minute)"
+	@echo "make test-lowest the tests on the lowest dependency versions declared"
 	@echo "make fmt        format the code"
 	@echo "make seed       fill the database with demo data"
 	@echo "make bench      the benchmark suite on PostgreSQL (needs wrk; < 20 min; bench-quick < 3 min)"
@@ -47,11 +49,24 @@ lint: install
 typecheck: install
 	.venv/bin/mypy
 
+# Tests run in parallel, one worker per core; a worker takes tests as it frees
+# up (worksteal), so a few long ones do not leave the other core idle.
+TEST_WORKERS ?= auto
+PYTEST := .venv/bin/pytest -n $(TEST_WORKERS) --dist worksteal
+
 test: lint typecheck
-	.venv/bin/pytest
+	$(PYTEST)
 
 test-sqlite: install
-	ASYNCPRESS_TEST_BACKENDS=sqlite .venv/bin/pytest
+	ASYNCPRESS_TEST_BACKENDS=sqlite $(PYTEST)
+
+# The part that starts no server process of its own, on SQLite: the quick loop.
+test-fast: install
+	ASYNCPRESS_TEST_BACKENDS=sqlite $(PYTEST) -m "not processes"
+
+# The whole suite on the lowest versions pyproject.toml declares (CI runs it too).
+test-lowest: install
+	UV="$(UV)" bash .ci/lowest -n $(TEST_WORKERS) --dist worksteal
 
 bench: install
 	.venv/bin/python -m bench.suite

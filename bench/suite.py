@@ -9,7 +9,8 @@ the table in ``docs/benchmarks.md`` and the plots in ``docs/bench/``.
 
     python -m bench.suite                       # full run (< 20 min)
     python -m bench.suite --quick               # < 3 min, fewer and shorter runs
-    python -m bench.suite --dry                 # ~1.5 min: checks the harness only
+    python -m bench.suite --dry                 # ~2 min: checks the harness only
+    python -m bench.suite --smoke endpoints     # ~25 s: the harness test (a few cases)
     python -m bench.suite endpoints sync_async  # some scenarios only
     python -m bench.suite --profile tags        # py-spy the server during a case
 
@@ -68,13 +69,18 @@ class Mode:
     # Cases whose requests wait seconds (C=1000 sync, the blocking demo) ask
     # for long runs; this caps them (None: as asked).
     longest_s: float | None
+    # Only the cheapest cases of each scenario: proves the harness end to end.
+    smoke: bool = False
 
 
 MODES = {
     "full": Mode("full", 8, 2, 3, 1.0, 5, 15, None),
     "quick": Mode("quick", 2, 0, 1, 1.0, 2, 3, 4),
     "dry": Mode("dry", 1, 0, 1, 0.02, 1, 1, 0),
+    "smoke": Mode("smoke", 1, 0, 1, 0.02, 1, 1, 0, smoke=True),
 }
+# The endpoint loads a smoke run measures (a read with its count, a cached read).
+SMOKE_ENDPOINTS = ("list", "tags")
 
 DATA = {
     "users": 1_000,
@@ -358,17 +364,19 @@ def _login(email: str) -> str:
 def scenario_endpoints(b: Bench) -> None:
     with b.server("ceiling", "bench.apps:ceiling") as (base, pid):
         b.measure("endpoints", "ceiling_small_dict", base, Load("GET", [Target("/small")], 64), pid)
-        b.measure(
-            "endpoints", "ceiling_20_articles", base, Load("GET", [Target("/articles")], 64), pid
-        )
+        if not b.mode.smoke:
+            articles = Load("GET", [Target("/articles")], 64)
+            b.measure("endpoints", "ceiling_20_articles", base, articles, pid)
     runs = [_db_ceiling(b) for _ in range(b.mode.runs)]
     b.record("endpoints", "ceiling_database", runs, concurrency=64)
     loads = endpoint_loads(b.fixtures)
+    if b.mode.smoke:
+        loads = {name: loads[name] for name in SMOKE_ENDPOINTS}
     with b.server("asyncpress") as (base, pid):
         for name, load in loads.items():
             b.measure("endpoints", name, base, load, pid)
-    if b.mode.name == "quick":
-        return  # under 3 minutes: the next case is for full runs (and the harness test)
+    if b.mode.name in {"quick", "smoke"}:
+        return  # the next case is for full runs and the harness check (--dry)
     # The list as the database ceiling does it: the count on every page.
     with b.server("asyncpress-counting", ARTICLES_COUNT_CACHE_S="0") as (base, pid):
         b.measure("endpoints", "list_counting", base, loads["list"], pid)
@@ -554,11 +562,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)} [all]")
     parser.add_argument("--quick", action="store_true", help="short runs (< 3 minutes)")
     parser.add_argument("--dry", action="store_true", help="check the harness; writes no docs")
+    parser.add_argument(
+        "--smoke", action="store_true", help="dry, with the cheapest cases only (the test)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="append", default=[], help="case name to py-spy")
     parser.add_argument("--out", type=Path, help="results folder [bench/results]")
     args = parser.parse_args(argv)
-    mode = MODES["dry" if args.dry else "quick" if args.quick else "full"]
+    mode = MODES[
+        "smoke" if args.smoke else "dry" if args.dry else "quick" if args.quick else "full"
+    ]
     scenarios = list(args.scenarios) or list(SCENARIOS)
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:

@@ -24,7 +24,7 @@ from asyncpress.app.main import create_app
 from asyncpress.core.config import Settings
 from asyncpress.core.migrate import upgrade
 from tests.support import contract
-from tests.support.app import make_settings
+from tests.support.app import make_settings, reused_app
 from tests.support.live import Served
 from tests.support.postgres import PostgresServer, empty_database
 from tests.support.processes import RedisServer
@@ -116,7 +116,7 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         url: str = request.getfixturevalue("postgres_url")
         return url
     template: Path = request.getfixturevalue("sqlite_template")
-    target = tmp_path / "asyncpress.core.db"
+    target = tmp_path / "asyncpress.db"
     shutil.copyfile(template, target)
     return f"sqlite+aiosqlite:///{target}"
 
@@ -127,10 +127,13 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[FastAPI]:
     if not settings.is_sqlite:
         await empty_database(settings.database_url)
-    application = create_app(settings)
+    if request.node.get_closest_marker("fresh_app"):
+        application = create_app(settings)
+    else:
+        application = reused_app(settings)
     # From here on, any blocking call made on the event loop fails the test.
     with blockbuster_ctx():
         async with LifespanManager(application):

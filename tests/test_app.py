@@ -101,6 +101,7 @@ def test_every_relationship_refuses_lazy_loading() -> None:
 class TestEventLoopGuard:
     """The guard the whole suite relies on is live: a blocking call fails a test."""
 
+    @pytest.mark.fresh_app
     async def test_a_blocking_call_in_a_request_is_caught(
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:

@@ -23,6 +23,7 @@ def settings(database_url: str) -> Settings:
 
 
 class TestDeadline:
+    @pytest.mark.fresh_app
     async def test_a_request_past_its_deadline_gets_504_and_frees_its_connection(
         self, app: FastAPI, client: httpx.AsyncClient, backend: str
     ) -> None:
@@ -47,6 +48,7 @@ class TestDeadline:
         # and the app still answers
         assert (await client.get("/api/tags")).status_code == 200
 
+    @pytest.mark.fresh_app
     async def test_a_timeout_inside_the_app_is_not_reported_as_the_deadline(
         self, app: FastAPI
     ) -> None:

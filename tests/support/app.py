@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from sqlalchemy import event, text
 
+from asyncpress.app.main import create_app
 from asyncpress.app.models import Base
 from asyncpress.core.config import Settings
 from asyncpress.core.uow import Database
@@ -54,6 +55,25 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+# One app object per worker process and per settings (but the database and
+# the mailbox, which each test has its own of). Building an app and its first
+# request cost FastAPI a quarter of a second (every route's dependencies are
+# resolved again for each app object): most of a short test. Each test still
+# runs the app's whole lifespan, on its own database.
+_APPS: dict[str, FastAPI] = {}
+_PER_TEST = {"database_url", "mailbox_dir"}
+
+
+def reused_app(settings: Settings) -> FastAPI:
+    """The app built for these settings, given this test's database and mailbox."""
+    key = settings.model_dump_json(exclude=_PER_TEST)
+    app = _APPS.get(key)
+    if app is None:
+        app = _APPS[key] = create_app(settings)
+    app.state.settings = settings
+    return app
 
 
 def wired(app: FastAPI, kind: type[T]) -> T:

@@ -87,7 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_services(settings) as wiring:
+        # Read at each start: the settings of what the lifespan builds (the
+        # database, the mail transport...) may be given anew to an app object
+        # started again; the middleware keeps those it was created with.
+        async with running_services(app.state.settings) as wiring:
             app.state.wiring = wiring
             yield
 
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=lifespan,
     )
+    app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
     _install_middleware(app, settings)

@@ -122,7 +122,9 @@ def _describe(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
         (route.path_format, method.lower()): route
         for route in flat_routes(app.routes)
         if hasattr(route, "dependant")
-        for method in route.methods or ()
+        # WebSocket routes have a dependant but no methods (none at all before
+        # FastAPI 0.165 wrapped included routes).
+        for method in getattr(route, "methods", None) or ()
     }
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():

@@ -62,7 +62,7 @@ async def chunks(
         if len(page) < size:
             return
         tail = page[-1]
-        last = (tail.created_at, tail.id)  # type: ignore[assignment]
+        last = (tail.created_at, tail.id)
 
 
 def _plain(record: ArticleRecord) -> dict[str, object]:

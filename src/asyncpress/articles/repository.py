@@ -112,8 +112,8 @@ class ArticleRecord:
     description: str
     body: str | None
     tag_list: list[str]
-    created_at: object
-    updated_at: object
+    created_at: datetime
+    updated_at: datetime
     favorited: bool
     favorites_count: int
     author: ProfileOut

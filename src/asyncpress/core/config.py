@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     environment: Environment = "production"
-    database_url: str = "sqlite+aiosqlite:///./asyncpress.core.db"
+    database_url: str = "sqlite+aiosqlite:///./asyncpress.db"
     jwt_secret: str = DEV_JWT_SECRET
     jwt_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)
