@@ -23,8 +23,8 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import httpx
-from tests.support.postgres import PostgresServer, free_port
-from tests.support.processes import Process, wait_for_port
+from servers.postgres import PostgresServer, free_port
+from servers.processes import Process, wait_for_port
 
 from asyncpress.cli.seed import seed
 from asyncpress.core.config import Settings
@@ -182,7 +182,7 @@ def main() -> None:
     with TemporaryDirectory(prefix="asyncpress-bench-") as tmp:
         work = Path(tmp)
         upstream_port = free_port()
-        upstream = Process(["-m", "tests.support.upstream", str(upstream_port)], work / "up.log")
+        upstream = Process(["-m", "servers.upstream", str(upstream_port)], work / "up.log")
         try:
             wait_for_port(upstream_port)
             server.psql("CREATE DATABASE bench_features")

@@ -26,8 +26,8 @@ from typing import Any
 
 import asyncpg
 import httpx
-from tests.support.postgres import PostgresServer, free_port
-from tests.support.processes import Process, SmtpSink, wait_for_port
+from servers.postgres import PostgresServer, free_port
+from servers.processes import Process, SmtpSink, wait_for_port
 
 RESULTS = Path(__file__).parent / "results"
 # The server under test gets CPU 0 to itself; the load generator (this

@@ -34,8 +34,8 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import httpx
-from tests.support.postgres import free_port
-from tests.support.processes import Process, wait_for_port
+from servers.postgres import free_port
+from servers.processes import Process, wait_for_port
 
 from bench.features import env, rss_kib
 

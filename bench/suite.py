@@ -40,8 +40,8 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import asyncpg
-from tests.support.postgres import PostgresServer, free_port
-from tests.support.processes import Process, RedisServer, wait_for_port
+from servers.postgres import PostgresServer, free_port
+from servers.processes import Process, RedisServer, wait_for_port
 
 from asyncpress.cli import seed_database
 from asyncpress.cli.seed import SEED_PASSWORD
@@ -417,9 +417,7 @@ def scenario_fanout(b: Bench) -> None:
                 pid,
             )
     upstream_port = free_port()
-    upstream = Process(
-        ["-m", "tests.support.upstream", str(upstream_port)], b.work / "upstream.log"
-    )
+    upstream = Process(["-m", "servers.upstream", str(upstream_port)], b.work / "upstream.log")
     try:
         wait_for_port(upstream_port)
         with b.server("asyncpress-previews", PREVIEW_ALLOWED_HOSTS="localhost") as (base, _):

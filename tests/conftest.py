@@ -19,6 +19,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from blockbuster import blockbuster_ctx
 from fastapi import FastAPI
+from servers.postgres import PostgresServer, empty_database
+from servers.processes import RedisServer
 
 from asyncpress.app.main import create_app
 from asyncpress.core.config import Settings
@@ -26,8 +28,6 @@ from asyncpress.core.migrate import upgrade
 from tests.support import contract
 from tests.support.app import make_settings, reused_app
 from tests.support.live import Served
-from tests.support.postgres import PostgresServer, empty_database
-from tests.support.processes import RedisServer
 
 ALL_BACKENDS = ("sqlite", "postgresql")
 
@@ -65,10 +65,31 @@ def _starts_processes(item: pytest.Item) -> bool:
     return "Served(" in inspect.getsource(item.function)
 
 
+# Started first, so the workers do not end with one of them alone on a long
+# test while the other has nothing left (make test runs pytest-xdist).
+LONGEST_MODULES = ("test_fuzz", "test_bench_harness")
+
+
+def _module_name(item: pytest.Item) -> str:
+    module = getattr(item, "module", None)
+    return "" if module is None else str(module.__name__).rsplit(".", 1)[-1]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    with_processes: set[str] = set()
     for item in items:
         if _starts_processes(item):
             item.add_marker(pytest.mark.processes)
+            with_processes.add(_module_name(item))
+
+    def rank(item: pytest.Item) -> int:
+        name = _module_name(item)
+        if name in LONGEST_MODULES:
+            return 0
+        return 1 if name in with_processes else 2
+
+    # A stable sort by module: each module's tests stay together and in order.
+    items[:] = sorted(items, key=rank)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

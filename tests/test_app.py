@@ -12,6 +12,7 @@ from anyio.to_thread import run_sync
 from asgi_lifespan import LifespanManager
 from blockbuster import BlockingError
 from fastapi import FastAPI
+from servers.postgres import PostgresServer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import RelationshipProperty
@@ -23,7 +24,6 @@ from asyncpress.core.schemas import iso_millis
 from asyncpress.core.uow import Database
 from tests.support import contract
 from tests.support.app import make_settings, wired
-from tests.support.postgres import PostgresServer
 
 
 class TestCors:

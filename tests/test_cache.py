@@ -10,6 +10,7 @@ import pytest
 from anyio.to_thread import run_sync
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from servers.processes import RedisServer
 from sqlalchemy import select
 
 from asyncpress.app.main import create_app
@@ -23,7 +24,6 @@ from tests.factories import Account, create_article, register
 from tests.support import contract
 from tests.support.app import count_statements, make_settings, wired
 from tests.support.live import Served
-from tests.support.processes import RedisServer
 
 
 async def _statements_for(app: FastAPI, client: httpx.AsyncClient, url: str) -> int:

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from servers.processes import TEST_SECRET
 from sqlalchemy import create_engine, text
-
-from tests.support.processes import TEST_SECRET
 
 CLI = [sys.executable, "-m", "asyncpress.cli"]
 

@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import pytest
 from anyio.to_thread import run_sync
+from servers.postgres import empty_database
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.exceptions import ConnectionClosed
 
 from tests.factories import Account, add_comment, create_article, register
 from tests.support.live import Served, socket, sse
-from tests.support.postgres import empty_database
 
 
 @pytest.fixture

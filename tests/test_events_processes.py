@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 from anyio.to_thread import run_sync
+from servers.postgres import empty_database
+from servers.processes import RedisServer
 from websockets.exceptions import ConnectionClosed
 
 from tests.factories import Account, add_comment, create_article, register
 from tests.support.live import Served, socket, sse, until
-from tests.support.postgres import empty_database
-from tests.support.processes import RedisServer
 
 pytestmark = pytest.mark.postgres_only
 

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import httpx
+from servers.postgres import empty_database
 
 from tests.support.live import Served
-from tests.support.postgres import empty_database
 
 CONFIG = Path(__file__).parent / "support" / "schemathesis.toml"
 EXAMPLES_PER_OPERATION = 5

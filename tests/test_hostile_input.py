@@ -15,10 +15,10 @@ import httpx
 import jwt
 import pytest
 from fastapi import FastAPI
+from servers.processes import TEST_SECRET
 
 from tests.factories import Account, add_comment, create_article, register
 from tests.support.app import row_count
-from tests.support.processes import TEST_SECRET
 
 NUL = "\x00"
 

@@ -188,3 +188,35 @@ def test_no_orm_listener_is_registered_at_import() -> None:
         and ("listen(Session" in path.read_text(encoding="utf-8"))
     ]
     assert hooks == []
+
+
+ROOT = SOURCE.parent
+
+
+def _top_level_imports(folder: Path) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            found.update((str(path.relative_to(ROOT)), name) for name in names)
+    return found
+
+
+def test_bench_and_tests_share_servers_not_each_others_helpers() -> None:
+    """Both use servers/; bench never imports tests, and tests import bench only to test it."""
+    bench_to_tests = [
+        f"{path} imports {name}"
+        for path, name in _top_level_imports(ROOT / "bench")
+        if name.split(".")[0] == "tests"
+    ]
+    tests_to_bench = [
+        f"{path} imports {name}"
+        for path, name in _top_level_imports(ROOT / "tests")
+        if name.split(".")[0] == "bench" and not path.endswith("test_bench_harness.py")
+    ]
+    assert bench_to_tests == []
+    assert tests_to_bench == []

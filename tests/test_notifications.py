@@ -12,6 +12,8 @@ import httpx
 import pytest
 from anyio.to_thread import run_sync
 from fastapi import FastAPI
+from servers.postgres import free_port
+from servers.processes import SmtpSink
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,8 +27,6 @@ from asyncpress.notifications.models import OutboxMessage
 from asyncpress.users.models import User
 from tests.factories import Account, add_comment, create_article, register
 from tests.support.app import make_settings, row_count, wired
-from tests.support.postgres import free_port
-from tests.support.processes import SmtpSink
 
 PUBLIC_URL = "https://conduit.example"
 

@@ -18,9 +18,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-
-from tests.support.postgres import empty_database, free_port
-from tests.support.processes import TEST_SECRET, Process, SmtpSink
+from servers.postgres import empty_database, free_port
+from servers.processes import TEST_SECRET, Process, SmtpSink
 
 pytestmark = pytest.mark.postgres_only
 

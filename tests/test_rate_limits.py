@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from servers.postgres import empty_database, free_port
+from servers.processes import RedisServer
 
 from asyncpress.app.main import create_app
 from tests.support.app import make_settings, row_count
 from tests.support.live import Served
-from tests.support.postgres import empty_database, free_port
-from tests.support.processes import RedisServer
 
 LIMITS = {
     "rate_limits": True,

@@ -11,13 +11,13 @@ import httpx
 import jwt
 import pytest
 from fastapi import FastAPI
+from servers.processes import TEST_SECRET
 
 from asyncpress.core.config import Settings
 from asyncpress.core.security import Passwords, TokenError, Tokens
 from asyncpress.users.service import Accounts
 from tests.factories import Account, register, wrapped
 from tests.support.app import row_count, wired
-from tests.support.processes import TEST_SECRET
 
 NEW_USER = {"username": "jake", "email": "jake@jake.jake", "password": "jakejake"}
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
+from servers.processes import TEST_SECRET
 from sqlalchemy import event, text
 
 from asyncpress.app.main import create_app
@@ -16,7 +17,6 @@ from asyncpress.core.config import Settings
 from asyncpress.core.uow import Database
 from asyncpress.core.web import Wiring
 from asyncpress.events.hub import BACKGROUND
-from tests.support.processes import TEST_SECRET
 
 T = TypeVar("T")
 

@@ -13,10 +13,9 @@ from typing import Any
 
 import httpx
 from anyio.to_thread import run_sync
+from servers.postgres import free_port
+from servers.processes import TEST_SECRET, Process
 from websockets.asyncio.client import ClientConnection, connect
-
-from tests.support.postgres import free_port
-from tests.support.processes import TEST_SECRET, Process
 
 
 class Served:

@@ -1,6 +1,6 @@
 """A real HTTP upstream for the link-preview tests, run as its own process.
 
-python -m tests.support.upstream PORT
+python -m servers.upstream PORT
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
-from tests.support.postgres import free_port
+from servers.postgres import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 TEST_SECRET = "test-secret-" + "x" * 40
 
 
@@ -81,7 +81,7 @@ class SmtpSink:
 
     def start(self, mode: str = "accept", cpus: str | None = None) -> SmtpSink:
         """Start the sink; ``cpus`` (as taskset takes them, "1" or "0,1") pins it."""
-        args = [sys.executable, "-m", "tests.support.smtp_sink", str(self.port), str(self.folder)]
+        args = [sys.executable, "-m", "servers.smtp_sink", str(self.port), str(self.folder)]
         pin = ["taskset", "-c", cpus] if cpus is not None else []
         self.process = Process(
             [*pin, *args, "--mode", mode], self.log_dir / f"smtp-{self.port}.log", raw=True

@@ -1,6 +1,6 @@
 """A real SMTP server (aiosmtpd) for the tests, run as its own process.
 
-    python -m tests.support.smtp_sink PORT OUT_DIR [--mode accept|reject|stall]
+    python -m servers.smtp_sink PORT OUT_DIR [--mode accept|reject|stall]
 
 Every accepted message is stored as ``OUT_DIR/<n>.eml``. ``reject`` answers
 every message with a temporary failure (451); ``stall`` stores the message,
