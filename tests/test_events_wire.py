@@ -7,6 +7,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
+from asyncpress.events.hub import Connection, Offered
 from asyncpress.events.journal import LoggedEvent
 from asyncpress.fast.wire import http_chunk, ws_text_frame
 
@@ -68,3 +69,22 @@ def test_an_event_carries_its_frames_ready_to_write() -> None:
     assert event.sse_chunk == http_chunk(event.sse_frame)
     assert event.sse_frame.startswith(b"event: article.created\ndata: {")
     assert event.sse_frame.endswith(b"\nid: 7\n\n")
+
+
+class _BrokenWriter:
+    """A direct writer whose server does not have what it reads."""
+
+    def ready(self) -> bool:
+        raise AttributeError("'Protocol' object has no attribute 'disconnected'")
+
+    def write_event(self, event: object) -> None:
+        raise AssertionError("never reached")
+
+
+async def test_a_failing_direct_writer_falls_back_to_the_queue() -> None:
+    conn = Connection(kind="ws", limit=10, idle=True, direct=_BrokenWriter())
+    event = LoggedEvent(id=1, type="t", time="now", channels=frozenset({"global"}), data={})
+    assert conn.offer(event) is Offered.QUEUED
+    assert conn.direct is None  # later events go straight to the queue
+    assert conn.offer(event) is Offered.QUEUED
+    assert conn.queue.qsize() == 2

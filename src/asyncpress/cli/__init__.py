@@ -59,7 +59,10 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
-    from asyncpress.fast.uvicorn_protocols import HTTP_PROTOCOL, WS_PROTOCOL  # noqa: PLC0415
+    from asyncpress.fast.uvicorn_protocols import (  # noqa: PLC0415
+        EventHttpProtocol,
+        EventSocketProtocol,
+    )
 
     settings = _settings()
     # Each worker learns it is not alone (Settings.serve_workers): without
@@ -77,8 +80,11 @@ def serve(
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         # uvicorn's own protocols, extended to let the hub write events
         # straight to idle streams (asyncpress.fast.uvicorn_protocols).
-        http=HTTP_PROTOCOL,
-        ws=WS_PROTOCOL if settings.ws_implementation == "websockets-sansio" else "websockets",
+        # The classes themselves (they pickle by name for --workers > 1).
+        http=EventHttpProtocol,
+        ws=EventSocketProtocol
+        if settings.ws_implementation == "websockets-sansio"
+        else "websockets",
         ws_per_message_deflate=settings.ws_compression,
         # Client messages are small control messages; refuse big ones (close 1009)
         # before they are parsed on the event loop.

@@ -113,10 +113,17 @@ class Connection:
             and self.direct is not None
             and type(item) is LoggedEvent
             and self.queue.empty()
-            and self.direct.ready()
         ):
-            self.direct.write_event(item)
-            return Offered.WRITTEN
+            try:
+                if self.direct.ready():
+                    self.direct.write_event(item)
+                    return Offered.WRITTEN
+            except Exception:
+                # The writer reads the server's internals; if they are not what
+                # it expects, this stream takes the queue from now on instead of
+                # failing every delivery of the batch.
+                logger.exception("direct writes to a %s stream failed; queueing", self.kind)
+                self.direct = None
         if self.queue.qsize() >= self.limit:
             self.finish(TRY_AGAIN_LATER, "client is not reading fast enough")
             if self.cut is not None:

@@ -33,10 +33,6 @@ from asyncpress.fast.wire import DIRECT_KEY, Framed, HeadLimits
 # Streams the HTTP protocol offers a writer to (a path ending so, for any root path).
 STREAM_PATH_SUFFIX = "/api/events"
 
-HTTP_PROTOCOL = "asyncpress.fast.uvicorn_protocols:EventHttpProtocol"
-
-WS_PROTOCOL = "asyncpress.fast.uvicorn_protocols:EventSocketProtocol"
-
 
 class SocketWriter:
     __slots__ = ("_protocol",)
