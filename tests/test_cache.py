@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from asyncpress.app.main import create_app
 from asyncpress.articles.models import Article
-from asyncpress.core.cache import MemoryCache, cache_for
+from asyncpress.core.cache import MemoryCache, backend_for
 from asyncpress.core.config import Settings
 from asyncpress.core.db import utcnow
 from asyncpress.core.uow import Database
@@ -238,9 +238,9 @@ class TestRedis:
 async def test_a_cold_key_is_computed_once_and_no_lock_outlives_the_work() -> None:
     import asyncio  # noqa: PLC0415
 
-    from asyncpress.core.cache import Cached  # noqa: PLC0415
+    from asyncpress.core.cache import Cache  # noqa: PLC0415
 
-    cached = Cached(MemoryCache())
+    cached = Cache(MemoryCache())
     calls = 0
 
     async def compute() -> int:
@@ -273,7 +273,7 @@ class TestSeveralProcessesWithoutRedis:
     ) -> None:
         settings = make_settings(url, serve_workers=workers, local_cache=local_cache)
         assert settings.process_cache is expected
-        assert isinstance(cache_for(settings), MemoryCache) is expected
+        assert isinstance(backend_for(settings), MemoryCache) is expected
 
     def test_two_workers_never_serve_an_edited_or_deleted_article(
         self, database_url: str, tmp_path: Path

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from asyncpress.core.cache import Cached
+from asyncpress.core.cache import Cache
 from asyncpress.core.uow import FollowUps
 from asyncpress.events.hub import Hub
 from asyncpress.notifications.delivery import Outbox
@@ -31,7 +31,7 @@ MAX_WARMING = 32
 
 
 class AfterCommit:
-    def __init__(self, cache: Cached, hub: Hub, outbox: Outbox, previews: Previews) -> None:
+    def __init__(self, cache: Cache, hub: Hub, outbox: Outbox, previews: Previews) -> None:
         self.cache = cache
         self.hub = hub
         self.outbox = outbox

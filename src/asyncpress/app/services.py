@@ -13,7 +13,7 @@ from asyncpress import __version__
 from asyncpress.app.after_commit import AfterCommit
 from asyncpress.articles.service import Articles
 from asyncpress.comments.service import Comments
-from asyncpress.core.cache import Cached, cache_for
+from asyncpress.core.cache import Cache, backend_for
 from asyncpress.core.config import Settings
 from asyncpress.core.db import create_engine, create_sessionmaker
 from asyncpress.core.ratelimit import RateLimits
@@ -69,7 +69,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
     hub = Hub(settings, sessionmaker, Follows())
     await hub.start()
     outbox = Outbox(settings, sessionmaker, transport_for(settings))
-    cache = Cached(cache_for(settings))
+    cache = Cache(backend_for(settings))
     limits = RateLimits(settings)
     renderer = Renderer(settings)
     http, fetcher = _fetcher(settings)
@@ -115,7 +115,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
         # An abandoned batch is claimed again after its lease: nothing is lost.
         await outbox.stop(grace_s=3.0)
         await http.aclose()
-        await cache.cache.close()
+        await cache.close()
         await limits.close()
         await renderer.close()
         await engine.dispose()

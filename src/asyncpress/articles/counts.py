@@ -21,14 +21,14 @@ import json
 import secrets
 
 from asyncpress.articles.repository import Filters
-from asyncpress.core.cache import Cached
+from asyncpress.core.cache import Cache
 from asyncpress.core.cache_keys import ARTICLE_COUNTS as GENERATION_KEY
 
 # The generation itself lives far longer than any count stored under it.
 GENERATION_TTL_S = 24 * 3600.0
 
 
-async def _generation(cache: Cached) -> str:
+async def _generation(cache: Cache) -> str:
     async def new() -> str:
         return secrets.token_hex(8)
 
@@ -40,15 +40,15 @@ def _key(generation: str, filters: Filters) -> str:
     return f"articles:count:{generation}:{json.dumps(filters.values(), sort_keys=True)}"
 
 
-async def lookup(cache: Cached, filters: Filters, ttl_s: float) -> tuple[str | None, int | None]:
+async def lookup(cache: Cache, filters: Filters, ttl_s: float) -> tuple[str | None, int | None]:
     """The key a count of ``filters`` is kept under (None: caching is off) and the count if kept."""
     if ttl_s <= 0:
         return None, None
     key = _key(await _generation(cache), filters)
-    found = await cache.cache.get(key)
+    found = await cache.get(key)
     return key, None if found is None else int(found)
 
 
-async def keep(cache: Cached, key: str | None, total: int, ttl_s: float) -> None:
+async def keep(cache: Cache, key: str | None, total: int, ttl_s: float) -> None:
     if key is not None:
-        await cache.cache.set(key, total, ttl_s)
+        await cache.set(key, total, ttl_s)

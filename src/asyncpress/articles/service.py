@@ -13,7 +13,7 @@ from asyncpress.articles.repository import ArticleRecord, Filters
 from asyncpress.articles.schemas import ArticleOut, ArticleResponse, ArticleUpdate, NewArticle
 from asyncpress.articles.slugs import first_free, slugify, write_retrying_slug
 from asyncpress.core import cache_keys
-from asyncpress.core.cache import Cached
+from asyncpress.core.cache import Cache
 from asyncpress.core.config import Settings
 from asyncpress.core.db import utcnow
 from asyncpress.core.errors import Forbidden, NotFound
@@ -41,7 +41,7 @@ async def _owned(uow: UnitOfWork, slug: str, user_id: int) -> Article:
 
 
 class Articles:
-    def __init__(self, db: Database, cache: Cached, settings: Settings) -> None:
+    def __init__(self, db: Database, cache: Cache, settings: Settings) -> None:
         self.db = db
         self.cache = cache
         self.count_ttl_s = settings.articles_count_cache_s

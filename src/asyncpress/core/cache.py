@@ -27,7 +27,9 @@ from asyncpress.core.redis import redis_client
 log = logging.getLogger(__name__)
 
 
-class Cache(Protocol):
+class CacheBackend(Protocol):
+    """Where entries live: this process's memory, Redis, or nowhere."""
+
     async def get(self, key: str) -> Any | None: ...
     async def set(self, key: str, value: Any, ttl_s: float) -> None: ...
     async def delete(self, *keys: str) -> None: ...
@@ -103,11 +105,11 @@ class RedisCache:
         await self.redis.aclose()
 
 
-class Cached:
-    """``get_or_compute`` over a Cache, computing a cold key once per process."""
+class Cache:
+    """The app's cache over a backend; computes a cold key once per process."""
 
-    def __init__(self, cache: Cache) -> None:
-        self.cache = cache
+    def __init__(self, backend: CacheBackend) -> None:
+        self.backend = backend
         # Only keys being computed right now have a lock (and a count of the
         # requests using it), so the table never outgrows the work in flight.
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -117,18 +119,18 @@ class Cached:
     ) -> Any:
         if ttl_s <= 0:
             return await compute()
-        found = await self.cache.get(key)
+        found = await self.backend.get(key)
         if found is not None:
             return found
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
-                found = await self.cache.get(key)
+                found = await self.backend.get(key)
                 if found is not None:
                     return found
                 value = await compute()
-                await self.cache.set(key, value, ttl_s)
+                await self.backend.set(key, value, ttl_s)
                 return value
         finally:
             lock, users = self._locks[key]
@@ -137,8 +139,17 @@ class Cached:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    async def get(self, key: str) -> Any | None:
+        return await self.backend.get(key)
+
+    async def set(self, key: str, value: Any, ttl_s: float) -> None:
+        await self.backend.set(key, value, ttl_s)
+
     async def invalidate(self, *keys: str) -> None:
-        await self.cache.delete(*keys)
+        await self.backend.delete(*keys)
+
+    async def close(self) -> None:
+        await self.backend.close()
 
 
 class NoCache:
@@ -157,7 +168,7 @@ class NoCache:
         return None
 
 
-def cache_for(settings: Settings) -> Cache:
+def backend_for(settings: Settings) -> CacheBackend:
     if settings.redis_url:
         return RedisCache(settings.redis_url)
     if settings.process_cache:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asyncpress.core import cache_keys
-from asyncpress.core.cache import Cached
+from asyncpress.core.cache import Cache
 from asyncpress.core.uow import Database
 from asyncpress.stats.repository import parts
 
@@ -44,7 +44,7 @@ async def gather_sequentially(sessionmaker: async_sessionmaker[AsyncSession]) ->
 
 
 class Dashboard:
-    def __init__(self, db: Database, cache: Cached, ttl_s: float) -> None:
+    def __init__(self, db: Database, cache: Cache, ttl_s: float) -> None:
         self.db = db
         self.cache = cache
         self.ttl_s = ttl_s

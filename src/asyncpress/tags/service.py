@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asyncpress.core import cache_keys
-from asyncpress.core.cache import Cached
+from asyncpress.core.cache import Cache
 from asyncpress.core.uow import Database
 from asyncpress.tags import repository
 
@@ -13,7 +13,7 @@ DEFAULT_LIMIT = 100
 
 
 class Tags:
-    def __init__(self, db: Database, cache: Cached, ttl_s: float) -> None:
+    def __init__(self, db: Database, cache: Cache, ttl_s: float) -> None:
         self.db = db
         self.cache = cache
         self.ttl_s = ttl_s
