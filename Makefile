@@ -53,8 +53,8 @@ typecheck: install
 	.venv/bin/mypy
 
 # Tests run in parallel: one worker more than cores, since many tests wait on
-# servers and timers (2 cores: 3 workers, 3 min 40 s; 2 workers, 4 min 19 s);
-# a worker takes tests as it frees up (worksteal), the longest start first.
+# servers and timers (docs/architecture.md, "Testing"); a worker takes tests
+# as it frees up (worksteal), the longest start first.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 PYTEST := .venv/bin/pytest -n $(TEST_WORKERS) --dist worksteal
 # The project's own bytecode too, before the suite starts its processes.
