@@ -73,7 +73,7 @@ test-fast: install
 	$(BYTECODE)
 	ASYNCPRESS_TEST_BACKENDS=sqlite $(PYTEST) -m "not processes"
 
-# The whole suite on the lowest versions pyproject.toml declares (CI runs it too).
+# The whole suite on the lowest versions pyproject.toml declares.
 test-lowest: install
 	$(BYTECODE)
 	UV="$(UV)" bash .ci/lowest -n $(TEST_WORKERS) --dist worksteal
