@@ -98,7 +98,6 @@ def compare(
     runs: int,
     seconds: float,
     only: list[str] | None = None,
-    this_first: bool = False,
 ) -> dict[str, Any]:
     mode = MODES["quick"]
     pg = PostgresServer.start()
@@ -123,8 +122,6 @@ def compare(
             if only:
                 loads = {name: loads[name] for name in only}
             sides = {"base": base_tree / "src", "this": REPO / "src"}
-            if this_first:  # which goes first in each pair, to rule order out
-                sides = {"this": sides["this"], "base": sides["base"]}
             results: dict[str, dict[str, list[dict[str, Any]]]] = {
                 name: {side: [] for side in sides} for name in loads
             }
@@ -218,10 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=4, help="per side; even, for ABBA")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--only", help="comma-separated endpoint names [all]")
-    parser.add_argument("--this-first", action="store_true", help="run this tree first in pairs")
     args = parser.parse_args(argv)
     only = args.only.split(",") if args.only else None
-    result = compare(args.revision, args.runs, args.seconds, only, args.this_first)
+    result = compare(args.revision, args.runs, args.seconds, only)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = result["when"].replace(":", "").replace("+0000", "Z")
     out = RESULTS / f"versions-{stamp}.json"

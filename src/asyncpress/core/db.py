@@ -179,14 +179,6 @@ async def begin_write(session: AsyncSession) -> None:
         await session.connection()
 
 
-async def release(session: AsyncSession) -> None:
-    """Give the session's connection back to the pool before slow non-DB work.
-
-    Loaded objects stay usable (they are detached, not expired).
-    """
-    await session.close()
-
-
 def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect."""
     bind = session.bind

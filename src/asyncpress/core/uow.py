@@ -78,10 +78,6 @@ class UnitOfWork:
         if text:
             self._follow_ups.preview.append(text)
 
-    @property
-    def follow_ups(self) -> FollowUps:
-        return self._follow_ups
-
     async def commit(self) -> None:
         """Commit once, then carry out what the write declared."""
         await self.session.commit()
