@@ -28,7 +28,7 @@ from servers.processes import Process, wait_for_port
 
 from asyncpress.cli.seed import seed
 from asyncpress.core.config import Settings
-from asyncpress.core.db import create_engine, create_sessionmaker
+from asyncpress.core.db.engine import create_engine, create_sessionmaker
 from asyncpress.stats import service as stats
 
 RESULTS = Path(__file__).parent / "results"

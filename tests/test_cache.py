@@ -17,7 +17,7 @@ from asyncpress.app.main import create_app
 from asyncpress.articles.models import Article
 from asyncpress.core.cache import MemoryCache, backend_for
 from asyncpress.core.config import Settings
-from asyncpress.core.db import utcnow
+from asyncpress.core.db.base import utcnow
 from asyncpress.core.uow import Database
 from asyncpress.users.models import User
 from tests.factories import Account, create_article, register

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from asyncpress.cli.seed import seed
-from asyncpress.core.db import create_sessionmaker
+from asyncpress.core.db.engine import create_sessionmaker
 from asyncpress.core.uow import Database
 from tests.factories import create_article, register
 from tests.support.app import wired

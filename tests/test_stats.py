@@ -10,7 +10,7 @@ from sqlalchemy import update
 from asyncpress.articles.models import Article
 from asyncpress.articles.service import Articles
 from asyncpress.core.config import Settings
-from asyncpress.core.db import utcnow
+from asyncpress.core.db.base import utcnow
 from asyncpress.core.uow import Database
 from asyncpress.stats import repository, service
 from tests.factories import add_comment, create_article, register

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from asyncpress.core.db import UTCDateTime
+from asyncpress.core.db.base import UTCDateTime
 
 revision: str = "0004"
 down_revision: str | None = "0003"

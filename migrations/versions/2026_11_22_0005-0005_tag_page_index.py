@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 from alembic.operations import BatchOperations
 
-from asyncpress.core.db import UTCDateTime
+from asyncpress.core.db.base import UTCDateTime
 
 revision: str = "0005"
 down_revision: str | None = "0004"

@@ -2,7 +2,7 @@
 
 from asyncpress.articles.models import Article, Favorite
 from asyncpress.comments.models import Comment
-from asyncpress.core.db import Base
+from asyncpress.core.db.base import Base
 from asyncpress.events.models import Event, EventTicket
 from asyncpress.notifications.models import OutboxMessage
 from asyncpress.previews.models import LinkPreview

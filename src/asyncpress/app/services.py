@@ -15,7 +15,7 @@ from asyncpress.articles.service import Articles
 from asyncpress.comments.service import Comments
 from asyncpress.core.cache import Cache, backend_for
 from asyncpress.core.config import Settings
-from asyncpress.core.db import create_engine, create_sessionmaker
+from asyncpress.core.db.engine import create_engine, create_sessionmaker
 from asyncpress.core.ratelimit import RateLimits
 from asyncpress.core.security import Passwords, Tokens
 from asyncpress.core.uow import Database

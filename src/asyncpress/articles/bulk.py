@@ -15,7 +15,8 @@ from asyncpress.articles.models import Article, RetiredSlug
 from asyncpress.articles.schemas import NewArticle
 from asyncpress.articles.slugs import first_free, slugify, write_retrying_slug
 from asyncpress.core import cache_keys
-from asyncpress.core.db import insert_rows, table_of, utcnow
+from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.bulk import insert_rows, table_of
 from asyncpress.core.errors import BadRequest, InvalidFields, validation_errors
 from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.tags.models import Tag, article_tags

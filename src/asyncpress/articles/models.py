@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from asyncpress.core.db import Base, utcnow
+from asyncpress.core.db.base import Base, utcnow
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User
 

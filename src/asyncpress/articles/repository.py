@@ -39,7 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from asyncpress.articles.models import Article, Favorite, RetiredSlug
-from asyncpress.core.db import dialect_of, insert_ignoring_conflicts, utc
+from asyncpress.core.db.base import utc
+from asyncpress.core.db.bulk import insert_ignoring_conflicts
+from asyncpress.core.db.engine import dialect_of
 from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.models import Follow
 from asyncpress.profiles.repository import following_expr, profile_from_row

@@ -15,7 +15,7 @@ from asyncpress.articles.slugs import first_free, slugify, write_retrying_slug
 from asyncpress.core import cache_keys
 from asyncpress.core.cache import Cache
 from asyncpress.core.config import Settings
-from asyncpress.core.db import utcnow
+from asyncpress.core.db.base import utcnow
 from asyncpress.core.errors import Forbidden, NotFound
 from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.notifications import service as notifications

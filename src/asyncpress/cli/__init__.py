@@ -188,7 +188,7 @@ def users_create(
 
 
 async def _create_user(settings: Settings, data: object) -> int:
-    from asyncpress.core.db import create_engine, create_sessionmaker  # noqa: PLC0415
+    from asyncpress.core.db.engine import create_engine, create_sessionmaker  # noqa: PLC0415
     from asyncpress.core.security import Passwords, Tokens  # noqa: PLC0415
     from asyncpress.core.uow import Database, NothingAfterCommit  # noqa: PLC0415
     from asyncpress.users.schemas import NewUser  # noqa: PLC0415
@@ -243,11 +243,7 @@ async def seed_database(settings: Settings, *, quiet: bool, **sizes: int) -> See
     from anyio.to_thread import run_sync  # noqa: PLC0415
 
     from asyncpress.cli.seed import SEED_PASSWORD, seed  # noqa: PLC0415
-    from asyncpress.core.db import (  # noqa: PLC0415
-        create_engine,
-        create_sessionmaker,
-        refresh_statistics,
-    )
+    from asyncpress.core.db.engine import create_engine, create_sessionmaker, refresh_statistics  # noqa: PLC0415
     from asyncpress.core.security import Passwords  # noqa: PLC0415
 
     engine = await run_sync(create_engine, settings)

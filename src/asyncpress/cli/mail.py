@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from asyncpress.core.config import Settings
-from asyncpress.core.db import begin_write, create_engine, create_sessionmaker, utcnow
+from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.engine import begin_write, create_engine, create_sessionmaker
 from asyncpress.notifications import repository
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.notifications.transport import transport_for

@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from asyncpress.articles.models import Article, Favorite
 from asyncpress.articles.slugs import first_free, slugify
 from asyncpress.comments.models import Comment
-from asyncpress.core.db import Progress, begin_write, insert_rows, no_progress, table_of, utcnow
+from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.bulk import Progress, insert_rows, no_progress, table_of
+from asyncpress.core.db.engine import begin_write
 from asyncpress.profiles.models import Follow
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User, fold

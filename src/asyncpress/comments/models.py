@@ -6,7 +6,7 @@ from sqlalchemy import ForeignKey, Index, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from asyncpress.articles.models import Article
-from asyncpress.core.db import Base, utcnow
+from asyncpress.core.db.base import Base, utcnow
 from asyncpress.users.models import User
 
 

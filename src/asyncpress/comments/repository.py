@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.comments.models import Comment
 from asyncpress.comments.schemas import CommentOut
-from asyncpress.core.db import utc
+from asyncpress.core.db.base import utc
 from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.repository import following_expr, profile_from_row
 from asyncpress.users.models import User

@@ -6,7 +6,7 @@ from asyncpress.articles import repository as articles
 from asyncpress.comments import events, repository
 from asyncpress.comments.models import Comment
 from asyncpress.comments.schemas import CommentOut, NewComment
-from asyncpress.core.db import utcnow
+from asyncpress.core.db.base import utcnow
 from asyncpress.core.errors import Forbidden, NotFound
 from asyncpress.core.uow import Database
 from asyncpress.notifications import service as notifications

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from asyncpress.core.db import begin_write
+from asyncpress.core.db.engine import begin_write
 
 
 @dataclass(slots=True)

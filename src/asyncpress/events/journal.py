@@ -19,7 +19,7 @@ from fastapi.sse import format_sse_event
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncpress.core.db import utcnow
+from asyncpress.core.db.base import utcnow
 from asyncpress.core.schemas import iso_millis
 from asyncpress.core.uow import UnitOfWork
 from asyncpress.events.models import Event

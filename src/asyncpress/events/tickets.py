@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
-from asyncpress.core.db import utcnow
+from asyncpress.core.db.base import utcnow
 from asyncpress.core.errors import Unauthorized
 from asyncpress.core.uow import Database
 from asyncpress.events.channels import Viewer

@@ -22,7 +22,8 @@ from anyio.to_thread import run_sync
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asyncpress.core.config import Settings
-from asyncpress.core.db import begin_write, utcnow
+from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.engine import begin_write
 from asyncpress.notifications import repository
 from asyncpress.notifications.mail import Renderer
 from asyncpress.notifications.repository import Claimed

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from asyncpress.core.db import Base, utcnow
+from asyncpress.core.db.base import Base, utcnow
 
 PENDING = "pending"
 SENDING = "sending"

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncpress.core.db import insert_ignoring_conflicts, utcnow
+from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.bulk import insert_ignoring_conflicts
 from asyncpress.notifications.models import DEAD, PENDING, SENDING, SENT, OutboxMessage
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from asyncpress.core.db import Base
+from asyncpress.core.db.base import Base
 
 
 class LinkPreview(Base):

@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from asyncpress.core.db import begin_write, upsert, utcnow
+from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.bulk import upsert
+from asyncpress.core.db.engine import begin_write
 from asyncpress.previews.fetch import Fetcher
 from asyncpress.previews.models import LinkPreview
 from asyncpress.previews.ssrf import PreviewFailed

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
-from asyncpress.core.db import Base, utcnow
+from asyncpress.core.db.base import Base, utcnow
 
 
 class Follow(Base):

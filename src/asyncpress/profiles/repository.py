@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, String, bindparam, delete, exists, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncpress.core.db import insert_ignoring_conflicts
+from asyncpress.core.db.bulk import insert_ignoring_conflicts
 from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.models import Follow
 from asyncpress.profiles.schemas import ProfileOut

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.articles.models import Article
 from asyncpress.comments.models import Comment
-from asyncpress.core.db import utcnow
+from asyncpress.core.db.base import utcnow
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import Column, ForeignKey, Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
-from asyncpress.core.db import Base, UTCDateTime
+from asyncpress.core.db.base import Base, UTCDateTime
 
 
 class Tag(Base):

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import Index, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
-from asyncpress.core.db import Base, utcnow
+from asyncpress.core.db.base import Base, utcnow
 
 
 def fold(username: str) -> str:

@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core import cache_keys
-from asyncpress.core.db import utcnow
+from asyncpress.core.db.base import utcnow
 from asyncpress.core.errors import Invalid, Unauthorized
 from asyncpress.core.security import Passwords, Tokens
 from asyncpress.core.uow import Database

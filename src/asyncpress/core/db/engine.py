@@ -1,68 +1,20 @@
-"""Database plumbing: declarative base, UTC timestamps, engine and sessions.
-
-Embedded mode runs on SQLite through aiosqlite; scaled mode on PostgreSQL
-through asyncpg. Both get the same models and migrations.
-"""
+"""Engines and sessions: SQLite through aiosqlite, PostgreSQL through asyncpg."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Table, event, exc, insert
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
 
 from asyncpress.core.config import Settings
 from asyncpress.fast.pool import FairAsyncPool
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def utc(value: datetime) -> datetime:
-    """An aware UTC datetime from a driver's value (SQLite's carry no zone)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend (SQLite keeps no zone itself)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else utc(value)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -177,76 +129,3 @@ async def begin_write(session: AsyncSession) -> None:
         await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     else:
         await session.connection()
-
-
-def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect."""
-    bind = session.bind
-    if bind is not None and bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
-
-        return pg_insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
-
-    return sqlite_insert(table).on_conflict_do_nothing()
-
-
-INSERT_BATCH = 1000
-
-
-def table_of(model: type[Any]) -> Table:
-    """A mapped class's Table, typed as one."""
-    table: Table = model.__table__
-    return table
-
-
-Progress = Callable[[str, int, int], None]
-
-
-def no_progress(_table: str, _done: int, _total: int) -> None:
-    return None
-
-
-async def insert_rows(
-    session: AsyncSession,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    progress: Progress = no_progress,
-    *,
-    returning_ids: bool = False,
-    ignore_conflicts: bool = False,
-) -> list[int]:
-    """Multi-row INSERTs of up to ``INSERT_BATCH`` rows each.
-
-    With ``returning_ids`` the new ids come back in the order of ``rows``.
-    """
-    ids: list[int] = []
-    for start in range(0, len(rows), INSERT_BATCH):
-        chunk = rows[start : start + INSERT_BATCH]
-        if returning_ids:
-            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            ids.extend((await session.execute(stmt, chunk)).scalars().all())
-        elif ignore_conflicts:
-            await session.execute(insert_ignoring_conflicts(session, table), chunk)
-        else:
-            await session.execute(insert(table), chunk)
-        progress(table.name, start + len(chunk), len(rows))
-    return ids
-
-
-async def upsert(
-    session: AsyncSession, model: type[Any], rows: Sequence[dict[str, Any]], key: str
-) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE, in the session's dialect."""
-    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415
-
-    bind = session.bind
-    on_postgres = bind is not None and bind.dialect.name == "postgresql"
-    stmt: Any = postgresql.insert(model) if on_postgres else sqlite.insert(model)
-    columns = [c for c in rows[0] if c != key]
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[key], set_={c: getattr(stmt.excluded, c) for c in columns}
-        ),
-        list(rows),
-    )
