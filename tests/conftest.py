@@ -8,9 +8,12 @@ local run). Tests marked ``postgres_only`` run on PostgreSQL alone.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import os
 import shutil
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -196,3 +199,31 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.kill()
+
+
+# Set by .ci/lowest: a full collection after each test, so that a connection a
+# test dropped without closing is reported (ResourceWarning) against that test
+# rather than against whichever test runs when the collector comes by.
+COLLECT_EACH_TEST = os.environ.get("ASYNCPRESS_TEST_COLLECT_EACH") == "1"
+
+
+def _database_threads() -> set[threading.Thread]:
+    """aiosqlite's connection threads (one per open SQLite connection)."""
+    return {t for t in threading.enumerate() if type(t).__module__.startswith("aiosqlite")}
+
+
+@pytest.fixture(autouse=True)
+def _no_connection_outlives_its_test() -> Iterator[None]:
+    """A test closes every SQLite connection it opened before its event loop ends.
+
+    One left open finishes its last call after the loop closed and raises in
+    its thread, which pytest then reports against whichever test runs next.
+    """
+    before = _database_threads()
+    yield
+    if COLLECT_EACH_TEST:
+        gc.collect()
+    deadline = time.monotonic() + 2
+    while (left := _database_threads() - before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, f"{len(left)} SQLite connection(s) left open: {sorted(t.name for t in left)}"

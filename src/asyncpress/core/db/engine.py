@@ -45,21 +45,14 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    connect_args: dict[str, Any]
     if settings.is_sqlite:
-        engine = create_async_engine(
-            settings.database_url,
-            echo=settings.db_echo,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_s,
-            poolclass=FairAsyncPool,
-            connect_args={"timeout": 15},
-        )
-        _install_sqlite_hooks(engine)
-        return engine
-    server_settings = {"application_name": "asyncpress"}
-    if settings.db_statement_timeout_ms:
-        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+        connect_args = {"timeout": 15}
+    else:
+        server_settings = {"application_name": "asyncpress"}
+        if settings.db_statement_timeout_ms:
+            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+        connect_args = {"server_settings": server_settings}
     engine = create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
@@ -67,9 +60,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
         poolclass=FairAsyncPool,
-        connect_args={"server_settings": server_settings},
+        connect_args=connect_args,
     )
-    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
+    if settings.is_sqlite:
+        _install_sqlite_hooks(engine)
+    else:
+        event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     return engine
 
 
