@@ -10,11 +10,16 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import extract_parameters
 from fastapi import FastAPI
 from servers.processes import TEST_SECRET
+from sqlalchemy import select, update
 
 from asyncpress.core.config import Settings
 from asyncpress.core.security import Passwords, TokenError, Tokens
+from asyncpress.core.uow import Database
+from asyncpress.users.models import User
 from asyncpress.users.service import Accounts
 from tests.factories import Account, register, wrapped
 from tests.support.app import row_count, wired
@@ -135,10 +140,63 @@ class TestLogin:
         assert len(checked) == 2
         assert all(h.startswith("$argon2id$") for h in checked)
 
+    async def test_a_hash_made_with_other_parameters_is_made_again_at_login(
+        self, client: httpx.AsyncClient, app: FastAPI, settings: Settings
+    ) -> None:
+        account = await register(client, "alice")
+        # As an older release (or other ARGON2_* settings) stored it.
+        older = Argon2Hasher(time_cost=3, memory_cost=128, parallelism=2).hash(account.password)
+        await _set_hash(app, account.username, older)
+
+        def login(password: str) -> Any:
+            body = {"user": {"email": account.email, "password": password}}
+            return client.post("/api/users/login", json=body)
+
+        # A wrong password changes nothing.
+        assert (await login("not the password")).status_code == 401
+        assert await _stored_hash(app, account.username) == older
+
+        assert (await login(account.password)).status_code == 200
+        renewed = await _stored_hash(app, account.username)
+        assert renewed != older
+        assert extract_parameters(renewed) == extract_parameters(
+            Argon2Hasher(
+                time_cost=settings.argon2_time_cost,
+                memory_cost=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            ).hash("x")
+        )
+        # The new hash verifies, and is not made again.
+        assert (await login(account.password)).status_code == 200
+        assert await _stored_hash(app, account.username) == renewed
+
+    def test_the_default_parameters_are_owasps_minimum(self) -> None:
+        defaults = Settings(environment="development")
+        assert (
+            defaults.argon2_memory_kib,
+            defaults.argon2_time_cost,
+            defaults.argon2_parallelism,
+        ) == (19 * 1024, 2, 1)
+
     async def test_missing_fields_are_refused(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/api/users/login", json={"user": {"email": ""}})
         assert response.status_code == 422
         assert set(response.json()["errors"]) == {"email", "password"}
+
+
+async def _set_hash(app: FastAPI, username: str, password_hash: str) -> None:
+    async with wired(app, Database).sessionmaker() as session:
+        await session.execute(
+            update(User).where(User.username == username).values(password_hash=password_hash)
+        )
+        await session.commit()
+
+
+async def _stored_hash(app: FastAPI, username: str) -> str:
+    async with wired(app, Database).sessionmaker() as session:
+        stored = await session.scalar(select(User.password_hash).where(User.username == username))
+        assert stored is not None
+        return stored
 
 
 def _token(claims: dict[str, Any], secret: str = TEST_SECRET, algorithm: str = "HS256") -> str:

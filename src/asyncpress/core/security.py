@@ -132,6 +132,16 @@ class Passwords:
             return False
         return await self._run(self._check, stored_hash, password)
 
+    def outdated(self, stored_hash: str) -> bool:
+        """Whether ``stored_hash`` was made with other parameters than today's.
+
+        Parsing the hash's header only: cheap enough for the event loop.
+        """
+        try:
+            return self._hasher.check_needs_rehash(stored_hash)
+        except InvalidHashError:
+            return True
+
     async def _run(self, work: Callable[..., T], *args: str) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
 

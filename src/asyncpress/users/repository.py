@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,6 +10,18 @@ from asyncpress.users.models import User, fold
 async def by_email(session: AsyncSession, email: str) -> User | None:
     result = await session.execute(select(User).where(User.email == email.lower()))
     return result.scalar_one_or_none()
+
+
+async def replace_password_hash(
+    session: AsyncSession, user_id: int, old_hash: str, new_hash: str
+) -> bool:
+    """Store ``new_hash`` if the row still holds ``old_hash`` (no change in between)."""
+    result = await session.execute(
+        update(User)
+        .where(User.id == user_id, User.password_hash == old_hash)
+        .values(password_hash=new_hash)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def by_id(session: AsyncSession, user_id: int) -> User | None:

@@ -53,7 +53,24 @@ class Accounts:
         ok = await self.passwords.verify(user.password_hash if user else None, data.password)
         if user is None or not ok:
             raise Unauthorized("email or password", "is invalid")
+        if self.passwords.outdated(user.password_hash):
+            await self._rehash(user, data.password)
         return user
+
+    async def _rehash(self, user: User, password: str) -> None:
+        """Hash a password that just verified again, with today's parameters.
+
+        Only the row that still holds the old hash is changed: a password
+        changed in between is kept.
+        """
+        new_hash = await self.passwords.hash(password)
+        async with self.db.write() as uow:
+            replaced = await repository.replace_password_hash(
+                uow.session, user.id, user.password_hash, new_hash
+            )
+            await uow.commit()
+        if replaced:
+            user.password_hash = new_hash
 
     async def update(self, user_id: int, data: UserUpdate) -> User:
         changes = data.model_dump(exclude_unset=True)
