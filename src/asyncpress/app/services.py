@@ -95,7 +95,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
         NotificationPreferences(db),
         StreamAccess(db, settings.events_ticket_ttl_s),
     )
-    undo_signals = chain_shutdown(hub.begin_shutdown)
+    undo_signals = chain_shutdown(hub.end_streams)
     quiet = QuietSlowClients()
     logging.getLogger("uvicorn.error").addFilter(quiet)
     if settings.outbox_in_process:

@@ -46,6 +46,9 @@ PRUNE_EVERY_S = 60.0
 BACKGROUND = "asyncpress_background"
 
 GOING_AWAY = 1001
+# How long a shutdown signal waits for the streams' goodbyes before the
+# server's own shutdown goes on.
+STREAMS_END_WITHIN_S = 2.0
 TRY_AGAIN_LATER = 1013
 
 
@@ -174,6 +177,7 @@ class Hub:
         )
         self.collector = Collector() if settings.gc_freeze else None
         self.shutting_down = False
+        self._all_gone = asyncio.Event()  # set when the last stream disconnects
         self.redis_connected = False
         self.counters = {
             "delivered": 0,
@@ -212,6 +216,19 @@ class Hub:
         for conn in list(self.connections):
             conn.finish(GOING_AWAY, "server is shutting down")
 
+    async def end_streams(self, within_s: float = STREAMS_END_WITHIN_S) -> None:
+        """Ask every stream to end, and wait until they have (or ``within_s`` passed)."""
+        self.begin_shutdown()
+        try:
+            async with asyncio.timeout(within_s):
+                while self.connections:
+                    self._all_gone.clear()
+                    await self._all_gone.wait()
+        except TimeoutError:
+            # A stream stuck on a client that stopped reading: the server
+            # closes what is left when its own shutdown runs.
+            return
+
     async def stop(self) -> None:
         self.begin_shutdown()
         tasks = [*self._tasks, *self._publishing]
@@ -236,6 +253,8 @@ class Hub:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
+        if not self.connections:
+            self._all_gone.set()
         if self.collector is not None:
             self.collector.stream_closed(conn.era)
         for key in conn.keys:
