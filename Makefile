@@ -3,11 +3,12 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 # uv on PATH, else uv installed for this Python (pip) and run as a module.
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+export UV
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help uv install run migrate test test-sqlite test-fast test-lowest lint fmt typecheck check seed clean bench bench-quick bench-dry bench-notifications bench-features bench-realtime bench-render bench-versions
+.PHONY: help uv runtime install run migrate test test-sqlite test-fast test-lowest lint fmt typecheck check seed clean bench bench-quick bench-dry bench-notifications bench-features bench-realtime bench-render bench-versions
 
 help:
 	@echo "make run        set up, migrate the SQLite database and serve on http://$(HOST):$(PORT)"
@@ -26,13 +27,23 @@ uv:
 # Bytecode compiled at install: every process the tests and benchmarks start
 # (and every server) would otherwise compile its imports from source, seconds
 # of CPU each where PYTHONDONTWRITEBYTECODE is set.
+# Two stamps: what serving needs (make run, migrate, seed: the package and its
+# dependencies only), and everything the tests, linters and benchmarks need
+# (the dev and bench groups on top). --inexact: a later `make run` leaves the
+# development tools in place instead of removing them.
+.venv/.runtime: pyproject.toml uv.lock | uv
+	$(UV) sync --frozen --python python3 --compile-bytecode --no-default-groups --inexact
+	@touch $@
+
 .venv/.installed: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --python python3 --compile-bytecode
-	@touch $@
+	@touch $@ .venv/.runtime
+
+runtime: .venv/.runtime
 
 install: .venv/.installed
 
-migrate: install
+migrate: runtime
 	ENVIRONMENT=development .venv/bin/asyncpress db upgrade
 
 run: migrate

@@ -52,6 +52,7 @@ PROCESS_MODULES = frozenset(
         "test_events_processes",
         "test_fuzz",
         "test_notifications_processes",
+        "test_package",
         "test_request_heads",
         "test_server",
     }

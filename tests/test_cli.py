@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from servers.processes import TEST_SECRET
 from sqlalchemy import create_engine, text
+
+import asyncpress
 
 CLI = [sys.executable, "-m", "asyncpress.cli"]
 
 
-def _run(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, database_url: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -25,7 +31,14 @@ def _run(*args: str, database_url: str, **env: str) -> subprocess.CompletedProce
         **env,
     }
     return subprocess.run(  # noqa: S603
-        [*CLI, *args], env=environment, capture_output=True, text=True, timeout=120, check=False
+        [*CLI, *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
     )
 
 
@@ -170,3 +183,93 @@ def test_worker_writes_the_mailbox_and_mail_commands_read_it(
     assert "sent" in stats.stdout
     retry = _run("notifications", "retry", database_url=fresh_sqlite)
     assert retry.returncode == 2  # needs an ID or --all
+
+
+def test_version() -> None:
+    result = _run("--version", database_url="sqlite+aiosqlite:///unused.db")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"asyncpress {asyncpress.__version__}"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # nothing listens there once the probe is closed
+
+
+# Each is one or two lines that say what is wrong and what to do, exit 2.
+MISCONFIGURED = {
+    "driverless-url": (
+        ["db", "upgrade"],
+        "postgresql://app:s3cret@db/app",
+        "postgresql+asyncpg://",
+    ),
+    "refused": (
+        ["db", "upgrade"],
+        "postgresql+asyncpg://app:s3cret@127.0.0.1:{port}/app",
+        "is the server running",
+    ),
+    "missing-folder": (
+        ["db", "upgrade"],
+        "sqlite+aiosqlite:///{tmp}/no/such/folder/a.db",
+        "does the folder",
+    ),
+    "unmigrated-serve": (
+        ["serve"],
+        "sqlite+aiosqlite:///{tmp}/empty.db",
+        "run `asyncpress db upgrade`",
+    ),
+    "unmigrated-seed": (
+        ["seed"],
+        "sqlite+aiosqlite:///{tmp}/empty.db",
+        "run `asyncpress db upgrade`",
+    ),
+    "unmigrated-worker": (
+        ["worker", "--once"],
+        "sqlite+aiosqlite:///{tmp}/empty.db",
+        "run `asyncpress db upgrade`",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MISCONFIGURED, ids=list(MISCONFIGURED))
+def test_a_misconfiguration_is_a_short_message(case: str, tmp_path: Path) -> None:
+    args, url, expected = MISCONFIGURED[case]
+    url = url.format(port=_closed_port(), tmp=tmp_path)
+    result = _run(*args, database_url=url)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert 1 <= len(lines) <= 2, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr  # a password is never printed
+
+
+def test_a_database_behind_the_code_is_named_with_its_revision(fresh_sqlite: str) -> None:
+    assert _run("db", "upgrade", "0002", database_url=fresh_sqlite).returncode == 0
+    result = _run("seed", "--quiet", database_url=fresh_sqlite)
+    assert result.returncode == 2
+    assert "is at revision 0002" in result.stderr
+    assert "run `asyncpress db upgrade`" in result.stderr
+
+
+def test_users_create_reads_a_piped_password_and_retry_names_a_missing_id(
+    fresh_sqlite: str,
+) -> None:
+    assert _run("db", "upgrade", database_url=fresh_sqlite).returncode == 0
+    args = ["users", "create", "--username", "piped", "--email", "piped@example.com"]
+    created = _run(*args, database_url=fresh_sqlite, stdin="from a pipe\n")
+    assert created.returncode == 0, created.stderr
+    assert "Warning" not in created.stderr  # no GetPassWarning without a terminal
+    engine = create_engine(fresh_sqlite.replace("+aiosqlite", ""))
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
+    finally:
+        engine.dispose()
+    assert PasswordHasher().verify(stored, "from a pipe")
+
+    missing = _run("notifications", "retry", "12345", database_url=fresh_sqlite)
+    assert missing.returncode == 1
+    assert "no dead letter with id 12345" in missing.stderr

@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"previews", "rendering", "stats"},
     {"ops"},
     {"app"},  # the application factory: services wired, routers mounted
-    {"cli"},
+    {"cli", "migrations"},  # migrations read the models as they are today
 ]
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
 
@@ -118,7 +118,8 @@ def _cycles(edges: dict[tuple[str, str], list[str]]) -> list[list[str]]:
 
 
 def test_every_package_has_a_layer() -> None:
-    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    # Any folder of Python code, a package or not (the migrations are not).
+    packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py"))}
     assert packages == set(RANK), "add new packages to LAYERS (and docs/architecture.md)"
 
 

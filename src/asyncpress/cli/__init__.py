@@ -7,6 +7,7 @@ import getpass
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import DBAPIError
 
 from asyncpress.cli import mail as notify_cli
 from asyncpress.cli.mail import mail_app, notifications_app
@@ -30,13 +32,68 @@ app.add_typer(notifications_app, name="notifications")
 console = Console(stderr=True)
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from asyncpress import __version__  # noqa: PLC0415
+
+        typer.echo(f"asyncpress {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """asyncpress: publishing and community backend."""
+
+
 def _settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
         for error in exc.errors():
-            console.print(f"[red]configuration error:[/red] {error['msg']}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            _fail(f"configuration error: {message}")
         raise typer.Exit(2) from exc
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, however narrow the terminal (no wrapping, no markup)."""
+    console.print(message, soft_wrap=True, markup=False, highlight=False, style="red")
+
+
+def _ready_settings() -> Settings:
+    """The settings, once the database answers and is fully migrated."""
+    from asyncpress.core.migrate import DatabaseUnready, check_schema  # noqa: PLC0415
+
+    settings = _settings()
+    try:
+        check_schema(settings.database_url)
+    except DatabaseUnready as exc:
+        _fail(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    return settings
+
+
+def _migrating(step: Callable[[str, str], None], revision: str) -> None:
+    from asyncpress.core.migrate import DatabaseUnready, check_sqlite_path, unreachable  # noqa: PLC0415
+
+    url = _settings().database_url
+    try:
+        check_sqlite_path(url)
+        step(url, revision)
+    except DatabaseUnready as exc:
+        _fail(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    except (OSError, TimeoutError, DBAPIError) as exc:
+        _fail(f"error: {unreachable(url, exc)}")
+        raise typer.Exit(2) from exc
+    console.print(f"database at revision {revision}")
 
 
 @app.command()
@@ -64,7 +121,7 @@ def serve(
         EventSocketProtocol,
     )
 
-    settings = _settings()
+    settings = _ready_settings()
     # Each worker learns it is not alone (Settings.serve_workers): without
     # Redis, several processes must not keep caches of their own.
     os.environ["SERVE_WORKERS"] = str(1 if reload else workers)
@@ -100,7 +157,7 @@ def worker(
     once: Annotated[bool, typer.Option(help="Deliver what is due, then exit.")] = False,
 ) -> None:
     """Deliver notification e-mail (run any number of these, on any machine)."""
-    settings = _settings()
+    settings = _ready_settings()
     sent = notify_cli.run_worker(settings, once=once)
     console.print(f"worker stopped; {sent} message(s) handled")
 
@@ -120,13 +177,13 @@ def mail_show(message_id: notify_cli.MessageId) -> None:
 @notifications_app.command("stats")
 def notifications_stats() -> None:
     """Outbox depth, sent, dead-lettered, retried, failed attempts."""
-    notify_cli.notifications_stats(_settings())
+    notify_cli.notifications_stats(_ready_settings())
 
 
 @notifications_app.command("failed")
 def notifications_failed() -> None:
     """List dead-lettered messages with their last error."""
-    notify_cli.notifications_failed(_settings())
+    notify_cli.notifications_failed(_ready_settings())
 
 
 @notifications_app.command("retry")
@@ -138,7 +195,10 @@ def notifications_retry(
     if (message_id is None) == (not all_):
         console.print("give one message ID or --all")
         raise typer.Exit(2)
-    notify_cli.notifications_retry(_settings(), message_id)
+    retried = notify_cli.notifications_retry(_ready_settings(), message_id)
+    if message_id is not None and not retried:
+        _fail(f"no dead letter with id {message_id} (see `asyncpress notifications failed`)")
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")
@@ -146,8 +206,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default: the latest)."""
     from asyncpress.core.migrate import upgrade  # noqa: PLC0415
 
-    upgrade(_settings().database_url, revision)
-    console.print(f"database at revision {revision}")
+    _migrating(upgrade, revision)
 
 
 @db_app.command("downgrade")
@@ -155,8 +214,7 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION ("base" empties the schema)."""
     from asyncpress.core.migrate import downgrade  # noqa: PLC0415
 
-    downgrade(_settings().database_url, revision)
-    console.print(f"database at revision {revision}")
+    _migrating(downgrade, revision)
 
 
 @users_app.command("create")
@@ -171,8 +229,13 @@ def users_create(
     from asyncpress.core.errors import AppError  # noqa: PLC0415
     from asyncpress.users.schemas import NewUser  # noqa: PLC0415
 
-    settings = _settings()
-    secret = password if password is not None else getpass.getpass("Password: ")
+    settings = _ready_settings()
+    if password is not None:
+        secret = password
+    elif sys.stdin.isatty():
+        secret = getpass.getpass("Password: ")
+    else:  # piped in: the first line, so that scripts need not put it in argv
+        secret = sys.stdin.readline().rstrip("\r\n")
     try:
         data = NewUser(username=username, email=email, password=secret)
     except ValidationError as exc:
@@ -221,7 +284,7 @@ def seed(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Fill the database with realistic demo data (password of every user: password123)."""
-    settings = _settings()
+    settings = _ready_settings()
     report = asyncio.run(
         seed_database(
             settings,

@@ -123,9 +123,11 @@ def notifications_failed(settings: Settings) -> None:
     out.print(f"{len(rows)} dead letter(s)")
 
 
-def notifications_retry(settings: Settings, message_id: int | None) -> None:
+def notifications_retry(settings: Settings, message_id: int | None) -> int:
     count = asyncio.run(_with_session(settings, "retry", message_id))
+    assert isinstance(count, int)
     out.print(f"re-queued {count} message(s)")
+    return count
 
 
 MessageId = Annotated[int, typer.Argument(help="Outbox id of the message.")]

@@ -17,6 +17,14 @@ DEV_JWT_SECRET = "asyncpress-development-secret-do-not-use-in-production"  # noq
 Environment = Literal["development", "test", "production"]
 
 
+# The database backends and the driver each is reached through.
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
@@ -139,6 +147,24 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a rate such as '10 per 15 minutes'") from exc
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        # Only the scheme is ever repeated back: the URL may carry a password.
+        scheme = value.partition("://")[0]
+        if scheme in ASYNC_DRIVERS.values():
+            return value
+        backend = scheme.partition("+")[0]
+        if backend in ASYNC_DRIVERS:
+            raise ValueError(
+                f"DATABASE_URL starts with {scheme}://; asyncpress talks to this database "
+                f"through its async driver: write {ASYNC_DRIVERS[backend]}://…"
+            )
+        raise ValueError(
+            f"DATABASE_URL starts with {scheme or value[:20]!r}; asyncpress runs on "
+            + " or ".join(f"{driver}://…" for driver in dict.fromkeys(ASYNC_DRIVERS.values()))
+        )
 
     @field_validator("smtp_url")
     @classmethod
