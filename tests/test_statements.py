@@ -74,18 +74,21 @@ BUDGET = {
     "GET /profiles/{username}": 1,
     "POST /profiles/{username}/follow": 6,
     "DELETE /profiles/{username}/follow": 4,
-    "POST /articles": 8,
+    "POST /articles": 8,  # its tags' use counts: one UPDATE, executemany
     "GET /articles": 1,
     "GET /articles/feed": 1,
     "GET /articles/{slug}": 1,
-    "PUT /articles/{slug}": 11,  # a new title retires the old slug: one INSERT
+    # A new title retires the old slug (one INSERT); new tags: links removed
+    # (DELETE … RETURNING), added, use counts changed (one UPDATE, executemany).
+    "PUT /articles/{slug}": 12,
     "POST /articles/{slug}/favorite": 6,
     "DELETE /articles/{slug}/favorite": 6,
     "POST /articles/{slug}/comments": 5,
     "GET /articles/{slug}/comments": 2,
     "DELETE /articles/{slug}/comments/{id}": 5,
     "GET /tags": 1,
-    "DELETE /articles/{slug}": 5,
+    # Tag links removed first (DELETE … RETURNING), then their use counts (UPDATE).
+    "DELETE /articles/{slug}": 7,
 }
 LOGS_EVENT = {
     "POST /profiles/{username}/follow",

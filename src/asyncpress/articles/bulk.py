@@ -19,6 +19,7 @@ from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.bulk import insert_rows, table_of
 from asyncpress.core.errors import BadRequest, InvalidFields, validation_errors
 from asyncpress.core.uow import Database, UnitOfWork
+from asyncpress.tags import uses as tag_uses
 from asyncpress.tags.models import Tag, article_tags
 
 MAX_IMPORT = 10_000
@@ -135,6 +136,7 @@ async def _write(
             for tag in item.tag_list
         ]
         await insert_rows(session, article_tags, links)
+        await tag_uses.add(session, tag_uses.linked(links))
     return slugs
 
 

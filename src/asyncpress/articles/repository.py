@@ -46,6 +46,7 @@ from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.models import Follow
 from asyncpress.profiles.repository import following_expr, profile_from_row
 from asyncpress.profiles.schemas import ProfileOut
+from asyncpress.tags import uses as tag_uses
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User
 
@@ -379,22 +380,39 @@ async def slugs_like(session: AsyncSession, base: str, exclude_id: int | None = 
 
 
 async def set_tags(
-    session: AsyncSession, article_id: int, created_at: datetime, names: Sequence[str]
+    session: AsyncSession,
+    article_id: int,
+    created_at: datetime,
+    names: Sequence[str],
+    *,
+    new_article: bool = False,
 ) -> None:
-    await session.execute(delete(article_tags).where(article_tags.c.article_id == article_id))
-    if not names:
-        return
-    await session.execute(
-        insert_ignoring_conflicts(session, Tag), [{"name": name} for name in sorted(names)]
+    """Link exactly these tags; a ``new_article`` has none to unlink first."""
+    removed = [] if new_article else await _unlink_tags(session, article_id)
+    ids: Sequence[int] = []
+    if names:
+        await session.execute(
+            insert_ignoring_conflicts(session, Tag), [{"name": name} for name in sorted(names)]
+        )
+        ids = (await session.execute(select(Tag.id).where(Tag.name.in_(names)))).scalars().all()
+        await session.execute(
+            article_tags.insert(),
+            [
+                {"article_id": article_id, "tag_id": tag_id, "article_created_at": created_at}
+                for tag_id in ids
+            ],
+        )
+    await tag_uses.add(session, tag_uses.changes(removed, ids))
+
+
+async def _unlink_tags(session: AsyncSession, article_id: int) -> list[int]:
+    """Remove the article's tag links; the ids of the tags it had."""
+    result = await session.execute(
+        delete(article_tags)
+        .where(article_tags.c.article_id == article_id)
+        .returning(article_tags.c.tag_id)
     )
-    ids = (await session.execute(select(Tag.id).where(Tag.name.in_(names)))).scalars().all()
-    await session.execute(
-        article_tags.insert(),
-        [
-            {"article_id": article_id, "tag_id": tag_id, "article_created_at": created_at}
-            for tag_id in ids
-        ],
-    )
+    return list(result.scalars().all())
 
 
 async def add_favorite(session: AsyncSession, user_id: int, article_id: int) -> bool:
@@ -426,4 +444,8 @@ async def remove_favorite(session: AsyncSession, user_id: int, article_id: int) 
 
 
 async def delete_article(session: AsyncSession, article_id: int) -> None:
+    # Tag links are removed here rather than by the cascade: their tags' use
+    # counts go down with them.
+    removed = await _unlink_tags(session, article_id)
+    await tag_uses.add(session, tag_uses.changes(removed, []))
     await session.execute(delete(Article).where(Article.id == article_id))

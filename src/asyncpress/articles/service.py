@@ -117,7 +117,9 @@ class Articles:
             )
             uow.session.add(article)
             await uow.session.flush()
-            await repository.set_tags(uow.session, article.id, article.created_at, data.tag_list)
+            await repository.set_tags(
+                uow.session, article.id, article.created_at, data.tag_list, new_article=True
+            )
             # Everything the response shows is known here; no need to read it back.
             created = ArticleRecord(
                 id=article.id,
@@ -182,7 +184,8 @@ class Articles:
             article = await _owned(uow, slug, user_id)
             last_state = await repository.record_by_slug(uow.session, article.slug, None)
             assert last_state is not None
-            # Comments, favorites and tag links go with it (ON DELETE CASCADE).
+            # Comments and favorites go with it (ON DELETE CASCADE); tag links
+            # are removed first, so that their tags' use counts go down.
             await repository.delete_article(uow.session, article.id)
             uow.retire(cache_keys.article(article.slug), cache_keys.TAGS, cache_keys.ARTICLE_COUNTS)
             await events.deleted(uow, last_state)

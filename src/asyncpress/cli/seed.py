@@ -24,6 +24,7 @@ from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.bulk import Progress, insert_rows, no_progress, table_of
 from asyncpress.core.db.engine import begin_write
 from asyncpress.profiles.models import Follow
+from asyncpress.tags import uses as tag_uses
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User, fold
 
@@ -315,6 +316,7 @@ async def _seed_article_tags(
             for name in chosen
         )
     await insert_rows(session, article_tags, rows, plan.progress)
+    await tag_uses.add(session, tag_uses.linked(rows))
     return len(rows)
 
 

@@ -6,13 +6,13 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.articles.models import Article
 from asyncpress.comments.models import Comment
 from asyncpress.core.db.base import utcnow
-from asyncpress.tags.models import Tag, article_tags
+from asyncpress.tags.models import Tag
 from asyncpress.users.models import User
 
 TOP_TAGS = 10
@@ -26,12 +26,11 @@ def _count(stmt: Select[Any]) -> Callable[[AsyncSession], Awaitable[int]]:
 
 
 async def _top_tags(session: AsyncSession) -> list[dict[str, Any]]:
-    uses = func.count(article_tags.c.article_id).label("uses")
+    # The use counts the writes keep (asyncpress.tags.uses): no counting of links.
     stmt = (
-        select(Tag.name, uses)
-        .join(article_tags, article_tags.c.tag_id == Tag.id)
-        .group_by(Tag.id, Tag.name)
-        .order_by(uses.desc(), Tag.name)
+        select(Tag.name, Tag.uses)
+        .where(Tag.uses > 0)
+        .order_by(Tag.uses.desc(), Tag.name)
         .limit(TOP_TAGS)
     )
     return [{"tag": name, "count": int(n)} for name, n in (await session.execute(stmt)).all()]
@@ -43,7 +42,7 @@ def parts() -> dict[str, Callable[[AsyncSession], Awaitable[Any]]]:
         "users": _count(select(func.count()).select_from(User)),
         "articles": _count(select(func.count()).select_from(Article)),
         "comments": _count(select(func.count()).select_from(Comment)),
-        "tags": _count(select(func.count(distinct(article_tags.c.tag_id)))),
+        "tags": _count(select(func.count()).select_from(Tag).where(Tag.uses > 0)),
         "articles_last24h": _count(
             select(func.count()).select_from(Article).where(Article.created_at >= since)
         ),

@@ -11,6 +11,9 @@ class Tag(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    # Articles carrying the tag: changed by the writes that link or unlink it
+    # (asyncpress.tags.uses), never counted on read.
+    uses: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 # Each link carries its article's creation time (which never changes), so a
