@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,9 @@ async def _exchange(served: Served, chunks: list[bytes], pause_s: float = 0.0) -
         return b""
     finally:
         writer.close()
+        # Closed before the test's loop ends, not left for the collector.
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 class TestHeadSize:

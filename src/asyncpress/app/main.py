@@ -16,11 +16,13 @@ from asyncpress.articles.router import router as articles_router
 from asyncpress.comments.router import router as comments_router
 from asyncpress.core.config import Settings, get_settings
 from asyncpress.core.errors import install_error_handlers
+from asyncpress.core.logs import configure_logging
 from asyncpress.events.guard import StreamGuardMiddleware
 from asyncpress.events.router import router as events_router
 from asyncpress.notifications.router import router as notifications_router
 from asyncpress.ops.deadline import DeadlineMiddleware
 from asyncpress.ops.gate import RequestGateMiddleware
+from asyncpress.ops.request_id import RequestIdMiddleware
 from asyncpress.ops.router import router as ops_router
 from asyncpress.ops.timing import ServerTimingMiddleware
 from asyncpress.previews.router import router as previews_router
@@ -76,14 +78,17 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Requested-With"],
+        allow_headers=["Authorization", "Content-Type", "X-Requested-With", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
         max_age=600,
     )
+    # Outermost: every response, a CORS preflight's too, carries its id.
+    app.add_middleware(RequestIdMiddleware)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level, settings.log_lines)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

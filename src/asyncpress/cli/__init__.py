@@ -21,6 +21,7 @@ from asyncpress.cli import mail as notify_cli
 from asyncpress.cli.mail import mail_app, notifications_app
 from asyncpress.cli.seed import SeedReport
 from asyncpress.core.config import Settings, get_settings
+from asyncpress.core.logs import configure_logging
 
 app = typer.Typer(no_args_is_help=True, help="asyncpress: publishing and community backend.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -122,6 +123,7 @@ def serve(
     )
 
     settings = _ready_settings()
+    configure_logging(settings.log_level, settings.log_lines)
     # Each worker learns it is not alone (Settings.serve_workers): without
     # Redis, several processes must not keep caches of their own.
     os.environ["SERVE_WORKERS"] = str(1 if reload else workers)
@@ -133,6 +135,10 @@ def serve(
         workers=None if reload else workers,
         reload=reload,
         log_level=settings.log_level.lower(),
+        # uvicorn's loggers go through ours (JSON or text, with request ids);
+        # the access line is asyncpress's own (asyncpress.ops.request_id).
+        log_config=None,
+        access_log=False,
         # Event streams are told to end at once; this bounds the wait for them.
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         # uvicorn's own protocols, extended to let the hub write events

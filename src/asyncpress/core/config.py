@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     jwt_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # json: one JSON object per line (for a log collector); text: for people.
+    # Unset: json in production, text otherwise.
+    log_format: Literal["json", "text"] | None = None
 
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
@@ -195,6 +198,12 @@ class Settings(BaseSettings):
         if len(self.jwt_secret) < 32:
             raise ValueError("JWT_SECRET must be at least 32 characters long")
         return self
+
+    @property
+    def log_lines(self) -> Literal["json", "text"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "text"
 
     @property
     def is_sqlite(self) -> bool:

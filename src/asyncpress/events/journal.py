@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core.db.base import utcnow
+from asyncpress.core.logs import current_request_id
 from asyncpress.core.schemas import iso_millis
 from asyncpress.core.uow import UnitOfWork
 from asyncpress.events.models import Event
@@ -85,6 +86,7 @@ async def append(
             created_at=utcnow(),
             channels=" ".join(sorted(set(channels))),
             data=compact_json(data),
+            request_id=current_request_id(),
         )
     )
     uow.wake_streams()

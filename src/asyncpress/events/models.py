@@ -27,6 +27,8 @@ class Event(Base):
     created_at: Mapped[datetime]
     channels: Mapped[str] = mapped_column(Text)
     data: Mapped[str] = mapped_column(Text)
+    # The request that wrote it (X-Request-ID), to find its log lines.
+    request_id: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class EventTicket(Base):

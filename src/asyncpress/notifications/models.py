@@ -37,4 +37,6 @@ class OutboxMessage(Base):
     locked_by: Mapped[str | None] = mapped_column(String(128), default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The request that queued it (X-Request-ID), to find its log lines.
+    request_id: Mapped[str | None] = mapped_column(String(64), default=None)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)

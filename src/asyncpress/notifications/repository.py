@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.bulk import insert_ignoring_conflicts
+from asyncpress.core.logs import current_request_id
 from asyncpress.notifications.models import DEAD, PENDING, SENDING, SENT, OutboxMessage
 
 
@@ -38,6 +39,7 @@ async def enqueue(
         status=PENDING,
         attempts=0,
         next_attempt_at=utcnow(),
+        request_id=current_request_id(),
     )
     await session.execute(stmt)
 

@@ -1,0 +1,109 @@
+"""A request id for every HTTP request, and one access log line each (pure ASGI).
+
+An error nothing else handled is answered here (500 in the API's envelope)
+and logged once, with its traceback and the request's id.
+
+The id is the client's ``X-Request-ID`` when it is a sensible token (a load
+balancer's or another service's, so one request can be followed across
+them), else a new one. It is returned in ``X-Request-ID``, set for the
+request's logs (``asyncpress.core.logs.REQUEST_ID``) and written into the
+outbox and event rows the request commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from asyncpress.core.errors import StreamEnded, error_response
+from asyncpress.core.logs import REQUEST_ID
+
+access = logging.getLogger("asyncpress.access")
+log = logging.getLogger(__name__)
+
+HEADER = b"x-request-id"
+# Printable, no spaces or quotes, bounded: safe in a log line, a header and a column.
+_ACCEPTED = re.compile(r"[A-Za-z0-9._:@/+=-]{1,64}")
+
+
+def _given(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == HEADER:
+            text = value.decode("latin-1")
+            return text if _ACCEPTED.fullmatch(text) else None
+    return None
+
+
+def route_template(scope: Scope) -> str | None:
+    """The matched route as declared (``/api/articles/{slug}``), for grouping lines.
+
+    A route of an included router knows its path below the router's prefix
+    only; the prefix is the part of the request's path before what the
+    route's pattern matches.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    pattern = getattr(route, "path_regex", None)
+    if template is None or pattern is None:
+        return None
+    path: str = scope["path"]
+    for cut in (i for i, char in enumerate(path) if char == "/"):
+        if pattern.match(path[cut:]):
+            return path[:cut] + str(template)
+    return str(template)
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _given(scope) or uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        status = 500  # what the client gets when nothing else was sent
+        answered = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, answered
+            if message["type"] == "http.response.start":
+                status, answered = message["status"], True
+                headers: list[Any] = list(message.get("headers", []))
+                headers.append((HEADER, request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Logged here, once, with its traceback and the request's id; not
+            # re-raised, or the server would log it a second time.
+            if not isinstance(exc, StreamEnded):
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not answered:
+                await error_response(500, {"server": ["internal error"]})(
+                    scope, receive, send_with_id
+                )
+        finally:
+            access.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": route_template(scope),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            REQUEST_ID.reset(token)
