@@ -24,7 +24,6 @@ from asyncpress.ops.deadline import DeadlineMiddleware
 from asyncpress.ops.gate import RequestGateMiddleware
 from asyncpress.ops.request_id import RequestIdMiddleware
 from asyncpress.ops.router import router as ops_router
-from asyncpress.ops.timing import ServerTimingMiddleware
 from asyncpress.previews.router import router as previews_router
 from asyncpress.profiles.router import router as profiles_router
 from asyncpress.rendering.router import router as rendering_router
@@ -73,7 +72,6 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         default=settings.max_body_bytes,
         by_path={"/api/articles/import": settings.max_import_body_bytes},
     )
-    app.add_middleware(ServerTimingMiddleware)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -82,7 +80,8 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         expose_headers=["X-Request-ID"],
         max_age=600,
     )
-    # Outermost: every response, a CORS preflight's too, carries its id.
+    # Outermost: every response, a CORS preflight's too, carries its id and
+    # Server-Timing.
     app.add_middleware(RequestIdMiddleware)
 
 
