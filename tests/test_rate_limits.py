@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -149,7 +150,11 @@ def test_a_served_process_limits_the_address_its_proxy_forwards(
             return httpx.post(
                 f"{served.base}/api/users",
                 json={"user": user},
-                headers={"X-Forwarded-For": forwarded_for, "X-Forwarded-Proto": "https"},
+                headers={
+                    "X-Forwarded-For": forwarded_for,
+                    "X-Forwarded-Proto": "https",
+                    "X-Request-ID": f"lb-{name}",
+                },
                 timeout=10,
             ).status_code
 
@@ -157,3 +162,12 @@ def test_a_served_process_limits_the_address_its_proxy_forwards(
         assert register("q1", "203.0.113.2") == 201
     finally:
         served.process.stop(timeout=15)
+    # The process logs JSON lines (production); the proxy's request id is on
+    # the access line of the request it named.
+    lines = [
+        json.loads(line) for line in served.process.output().splitlines() if line.startswith("{")
+    ]
+    (refused,) = [
+        x for x in lines if x["logger"] == "asyncpress.access" and x["request_id"] == "lb-p2"
+    ]
+    assert (refused["route"], refused["status"], refused["method"]) == ("/api/users", 429, "POST")
