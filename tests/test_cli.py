@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from servers.postgres import free_port
 from servers.processes import TEST_SECRET
 from sqlalchemy import create_engine, text
 
@@ -191,13 +191,6 @@ def test_version() -> None:
     assert result.stdout.strip() == f"asyncpress {asyncpress.__version__}"
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port  # nothing listens there once the probe is closed
-
-
 # Each is one or two lines that say what is wrong and what to do, exit 2.
 MISCONFIGURED = {
     "driverless-url": (
@@ -236,7 +229,7 @@ MISCONFIGURED = {
 @pytest.mark.parametrize("case", MISCONFIGURED, ids=list(MISCONFIGURED))
 def test_a_misconfiguration_is_a_short_message(case: str, tmp_path: Path) -> None:
     args, url, expected = MISCONFIGURED[case]
-    url = url.format(port=_closed_port(), tmp=tmp_path)
+    url = url.format(port=free_port(), tmp=tmp_path)  # nothing listens there
     result = _run(*args, database_url=url)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -38,14 +38,14 @@ class TestRequestIds:
     async def test_the_outbox_and_event_rows_carry_the_id_of_their_request(
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
-        ann, ben = await register(client, "ann"), await register(client, "ben")
+        await register(client, "ann")
+        ben = await register(client, "ben")
         followed = await client.post(
             "/api/profiles/ann/follow", headers={**ben.headers, "X-Request-ID": "follow-1"}
         )
         assert followed.status_code == 200
         assert await _column(app, "events") == ["follow-1"]
         assert await _column(app, "outbox") == ["follow-1"]  # ann is told by e-mail
-        assert ann.username == "ann"
 
     async def test_one_access_line_per_request_with_route_status_and_duration(
         self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture

@@ -205,7 +205,9 @@ async def _database_fault(request: Request, exc: Exception) -> JSONResponse:
 
     status = classify(exc)
     if status is None:
-        return await _unexpected(request, exc)
+        # Not a fault of the database's: an error like any other, answered
+        # and logged once by asyncpress.ops.request_id.
+        raise exc
     log.warning(
         "%s %s: database unavailable (%s: %s)",
         request.method,
@@ -222,13 +224,6 @@ async def _database_fault(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, StreamEnded):  # the response is under way: no body is sent
-        return error_response(500, {"request": ["stream ended"]})
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, {"server": ["internal error"]})
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(InvalidFields, _invalid_fields)
@@ -238,4 +233,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for fault in FAULTS:
         app.add_exception_handler(fault, _database_fault)
-    app.add_exception_handler(Exception, _unexpected)
+    # Any other error is answered 500 and logged once, with the request's id,
+    # by the outermost layer (asyncpress.ops.request_id), not here: a handler
+    # for Exception runs outside every middleware, where Starlette re-raises
+    # after answering and the server logs the error a second time.

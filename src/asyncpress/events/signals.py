@@ -30,11 +30,15 @@ def chain_shutdown(callback: Callable[[], Coroutine[Any, Any, None]]) -> Callabl
     """
     loop = asyncio.get_running_loop()
     installed: dict[int, tuple[Any, Any]] = {}
-    underway: set[asyncio.Task[None]] = set()
+    # Set by the first signal's handler itself (signal handlers run in the
+    # main thread, one at a time), so a second signal that comes before the
+    # loop has started the first one's task still goes straight on.
+    underway: list[asyncio.Task[None]] = []
+    signalled = False
 
     def run_then_hand_on(signum: int, frame: FrameType | None, previous: Any) -> None:
         task = loop.create_task(callback(), name="events-shutdown")
-        underway.add(task)
+        underway.append(task)  # referenced until the process ends
         task.add_done_callback(lambda _done: previous(signum, frame))
 
     for sig in SIGNALS:
@@ -43,9 +47,11 @@ def chain_shutdown(callback: Callable[[], Coroutine[Any, Any, None]]) -> Callabl
             continue
 
         def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
-            if underway:
+            nonlocal signalled
+            if signalled:
                 previous(signum, frame)
                 return
+            signalled = True
             loop.call_soon_threadsafe(run_then_hand_on, signum, frame, previous)
 
         try:

@@ -100,17 +100,22 @@ class RequestIdMiddleware:
                     scope, receive, send_with_id
                 )
         finally:
-            access.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": route_template(scope),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            if access.isEnabledFor(logging.INFO):
+                _log_access(scope, status, started)
             REQUEST_ID.reset(token)
+
+
+def _log_access(scope: Scope, status: int, started: float) -> None:
+    access.info(
+        "%s %s %s",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": route_template(scope),
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
