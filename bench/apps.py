@@ -12,6 +12,18 @@
     - ``GET /fanout/sequential`` and ``/fanout/taskgroup``: three independent
       100 ms waits, one after another or at once.
 
+``floors``
+    The per-request floors of a signed-in read and of a write: plain FastAPI
+    routes on raw asyncpg (a pool of 10, like asyncpress's), with
+    asyncpress's own token check and response model and nothing else.
+
+    - ``GET /api/profiles/{username}``: one ``fetchrow`` (the profile and
+      whether the viewer follows it) through ``ProfileResponse``;
+    - ``POST /api/articles/{slug}/favorite``: one transaction writing the
+      rows a favorite cannot do without (the favorite and its live event).
+
+    Needs ``DATABASE_URL`` (the seeded PostgreSQL database) and ``JWT_SECRET``.
+
 ``blocking``
     asyncpress itself plus ``POST /bench/login-on-loop``: the login check
     with argon2 run on the event loop, to show what one blocking call does
@@ -21,17 +33,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import FastAPI
+import asyncpg
+from fastapi import FastAPI, Header, HTTPException
 
 from asyncpress.app.main import create_app
 from asyncpress.articles.schemas import ArticlesResponse
 from asyncpress.core.config import get_settings
-from asyncpress.core.security import Passwords
+from asyncpress.core.security import Passwords, TokenError, Tokens
 from asyncpress.core.web import provided
+from asyncpress.profiles.schemas import ProfileResponse
 from asyncpress.users.router import user_response
 from asyncpress.users.schemas import LoginRequest, UserResponse
 from asyncpress.users.service import Accounts
@@ -97,6 +114,67 @@ def ceiling() -> FastAPI:
             for _ in range(3):
                 group.create_task(asyncio.sleep(WAIT_S))
         return {"waits": 3}
+
+    return app
+
+
+PROFILE = """
+SELECT u.username, u.bio, u.image,
+       EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = u.id)
+         AS following
+FROM users u WHERE u.username = $1
+"""
+FAVORITE = """
+INSERT INTO favorites (user_id, article_id, created_at)
+SELECT $1, a.id, now() FROM articles a WHERE a.slug = $2
+ON CONFLICT DO NOTHING
+"""
+EVENT = """
+INSERT INTO events (type, created_at, channels, data) VALUES ('favorite', now(), $1, $2)
+"""
+
+
+def floors() -> FastAPI:
+    settings = get_settings()
+    tokens = Tokens(settings.jwt_secret, settings.jwt_ttl_s)
+    dsn = settings.database_url.replace("postgresql+asyncpg", "postgresql")
+    dsn = dsn.replace("ssl=", "sslmode=")
+    pools: list[asyncpg.Pool] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pools.append(await asyncpg.create_pool(dsn, min_size=10, max_size=10))
+        try:
+            yield
+        finally:
+            await pools[0].close()
+
+    app = FastAPI(title="bench floors", lifespan=lifespan)
+
+    def viewer(authorization: str | None) -> int:
+        scheme, _, token = (authorization or "").partition(" ")
+        try:
+            if scheme != "Token":
+                raise TokenError("no token")
+            return tokens.user_id(token)
+        except TokenError:
+            raise HTTPException(401) from None
+
+    @app.get("/api/profiles/{username}", response_model=ProfileResponse)
+    async def profile(username: str, authorization: Annotated[str | None, Header()] = None) -> Any:
+        row = await pools[0].fetchrow(PROFILE, username, viewer(authorization))
+        if row is None:
+            raise HTTPException(404)
+        return {"profile": dict(row)}
+
+    @app.post("/api/articles/{slug}/favorite")
+    async def favorite(slug: str, authorization: Annotated[str | None, Header()] = None) -> Any:
+        user_id = viewer(authorization)
+        async with pools[0].acquire() as connection, connection.transaction():
+            await connection.execute(FAVORITE, user_id, slug)
+            data = json.dumps({"slug": slug, "user": user_id, "favorited": True})
+            await connection.execute(EVENT, f"article:{slug} user:{user_id}", data)
+        return {"favorited": True}
 
     return app
 

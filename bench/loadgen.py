@@ -26,6 +26,29 @@ class Target:
         return "\t".join((self.path, self.token or "-", self.body or "-"))
 
 
+@dataclass
+class Grid:
+    """Every (token, item) pair once, for writes that must each change a row.
+
+    ``path`` holds ``{item}``. Each wrk thread walks its own share of the
+    pairs in order, each run from where the one before stopped (``starts``),
+    so that a favorite, say, is of a pair not favorited yet. An undo (the
+    unfavorite) walks a copy from the beginning: the pairs just written.
+    """
+
+    path: str
+    tokens: list[str]
+    items: list[str]
+    starts: list[int] | None = None
+
+    def again(self) -> Grid:
+        return Grid(self.path, self.tokens, self.items)
+
+    @property
+    def size(self) -> int:
+        return len(self.tokens) * len(self.items)
+
+
 @dataclass(frozen=True)
 class Load:
     method: str
@@ -35,6 +58,7 @@ class Load:
     # Slow requests (argon2 logins: about 10/s with a queue of 64) need runs
     # long enough for many to finish.
     min_seconds: float = 0
+    grid: Grid | None = None
 
 
 def wrk_binary() -> str:
@@ -53,12 +77,23 @@ def wrk_version() -> str:
 
 def start(base: str, load: Load, seconds: float, work: Path, name: str) -> subprocess.Popen[str]:
     """Start one wrk run in the background; ``finish`` reads its figures."""
-    targets = work / f"{name}.targets"
-    targets.write_text("\n".join(t.line() for t in load.targets) + "\n")
-    env = {**os.environ, "BENCH_METHOD": load.method, "BENCH_TARGETS": str(targets)}
+    threads = 1 if load.concurrency < 4 else 2
+    env = {**os.environ, "BENCH_METHOD": load.method}
+    if load.grid is None:
+        targets = work / f"{name}.targets"
+        targets.write_text("\n".join(t.line() for t in load.targets) + "\n")
+        env["BENCH_TARGETS"] = str(targets)
+    else:
+        grid = load.grid
+        tokens, items = work / f"{name}.tokens", work / f"{name}.items"
+        tokens.write_text("\n".join(grid.tokens) + "\n")
+        items.write_text("\n".join(grid.items) + "\n")
+        env["BENCH_GRID"] = "\t".join((grid.path, str(tokens), str(items)))
+        env["BENCH_THREADS"] = str(threads)
+        if grid.starts is not None:
+            env["BENCH_STARTS"] = ",".join(str(n) for n in grid.starts)
     if load.unique_bodies:
         env["BENCH_UNIQUE"] = "1"
-    threads = 1 if load.concurrency < 4 else 2
     command = [
         "taskset",
         "-c",
@@ -88,6 +123,8 @@ def finish(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     latency = raw["latency_us"]
     return {
         "requests": raw["requests"],
+        "positions": raw["positions"],
+        "sent": raw["sent"],
         "rps": round(raw["requests"] / seconds_run, 1),
         "p50_ms": round(latency["p50"] / 1000, 2),
         "p90_ms": round(latency["p90"] / 1000, 2),
@@ -100,4 +137,16 @@ def finish(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
 
 def run(base: str, load: Load, seconds: float, work: Path, name: str) -> dict[str, Any]:
     """One wrk run; returns requests/s, latency percentiles (ms) and error counts."""
-    return finish(start(base, load, seconds, work, name), max(seconds, load.min_seconds) + 120)
+    done = finish(start(base, load, seconds, work, name), max(seconds, load.min_seconds) + 120)
+    if load.grid is not None:
+        grid = load.grid
+        share = grid.size // len(done["positions"])
+        starts = grid.starts or [k * share for k in range(len(done["positions"]))]
+        assert done["sent"] == sum(p - s for p, s in zip(done["positions"], starts, strict=True))
+        grid.starts = done["positions"]
+        if any(p - k * share >= share for k, p in enumerate(grid.starts)):
+            # Past its share a thread repeats pairs already written (on the
+            # small data sets of --dry and --smoke): the case's rows written
+            # per request shows it.
+            print(f"    {name}: a thread went past its {share} pairs", flush=True)
+    return done

@@ -48,11 +48,21 @@ from asyncpress.cli.seed import SEED_PASSWORD
 from asyncpress.core.config import Settings
 from asyncpress.core.security import Tokens
 from bench import features, loadgen, report
-from bench.loadgen import Load, Target
+from bench.loadgen import Grid, Load, Target
 
 RESULTS = Path(__file__).parent / "results"
 SECRET = "bench-suite-secret-" + "x" * 40
 SCENARIOS = ("endpoints", "sync_async", "fanout", "blocking", "workers")
+# The write cases and the table each one's requests add rows to (or take from).
+WRITES = {
+    "ceiling_write": "favorites",
+    "create_article": "articles",
+    "favorite": "favorites",
+    "unfavorite": "favorites",
+    "follow": "follows",
+    "unfollow": "follows",
+    "comment": "comments",
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ MODES = {
     "smoke": Mode("smoke", 1, 0, 1, 0.02, 1, 1, 0, smoke=True),
 }
 # The endpoint loads a smoke run measures (a read with its count, a cached read).
-SMOKE_ENDPOINTS = ("list", "tags")
+SMOKE_ENDPOINTS = ("list", "tags", "favorite", "unfavorite")
 
 DATA = {
     "users": 1_000,
@@ -102,6 +112,13 @@ class Fixtures:
     tags: list[str]
     usernames: list[str]
     emails: list[str]
+    # For writes that must each change a row (bench.loadgen.Grid): articles
+    # to favorite (apart: asyncpress's and the write ceiling's) and users to
+    # follow (none of them a viewer, who cannot follow themselves).
+    write_slugs: list[str]
+    ceiling_slugs: list[str]
+    ceiling_tokens: list[str]  # every user's: the write ceiling's grid is the largest
+    followees: list[str]
 
 
 @dataclass
@@ -160,18 +177,38 @@ class Bench:
     def measure(
         self, scenario: str, name: str, base: str, load: Load, pid: int, **info: Any
     ) -> dict[str, Any]:
-        """Warm up, then ``runs`` wrk runs; the case with its median run."""
+        """Warm up, then ``runs`` wrk runs; the case with its median run.
+
+        A write case also records how many rows of its table its runs
+        changed per request (1.0: every request wrote; less: some repeated
+        a write already done, which costs less).
+        """
         load = self.fit(load)
         if self.mode.warmup_s:
             loadgen.run(base, replace(load, min_seconds=0), self.mode.warmup_s, self.work, name)
             settle(pid)
+        table = WRITES.get(name)
+        before = self.rows(table) if table else 0
         with self.profiling(name, pid):
             runs = [
                 loadgen.run(base, load, self.mode.seconds, self.work, name)
                 for _ in range(self.mode.runs)
             ]
         settle(pid)
+        if table:
+            requests = sum(r["sent"] for r in runs)
+            info["changed_per_request"] = round(abs(self.rows(table) - before) / requests, 3)
         return self.record(scenario, name, runs, concurrency=load.concurrency, **info)
+
+    def rows(self, table: str) -> int:
+        async def count() -> int:
+            connection = await asyncpg.connect(self.pg.dsn("bench"))
+            try:
+                return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+            finally:
+                await connection.close()
+
+        return asyncio.run(count())
 
     def record(
         self, scenario: str, name: str, runs: list[dict[str, Any]], **info: Any
@@ -292,8 +329,13 @@ async def read_fixtures(dsn: str, seed_value: int) -> Fixtures:
     finally:
         await conn.close()
     tokens = Tokens(SECRET, 7 * 24 * 3600)
-    viewers = rng.sample(users, min(200, len(users)))
+    # At most half of the users read and write, so that others remain to follow.
+    viewers = rng.sample(users, min(200, len(users) // 2))
     feed_viewers = rng.sample(followers, min(200, len(followers)))
+    viewer_ids = {u["id"] for u in viewers}
+    others = [u["username"] for u in users if u["id"] not in viewer_ids]
+    shuffled = rng.sample(slugs, len(slugs))
+    half = len(shuffled) // 2
     return Fixtures(
         viewer_ids=[u["id"] for u in viewers],
         tokens=[tokens.issue(u["id"]) for u in viewers],
@@ -302,6 +344,10 @@ async def read_fixtures(dsn: str, seed_value: int) -> Fixtures:
         tags=tags,
         usernames=[u["username"] for u in viewers],
         emails=[u["email"] for u in viewers],
+        write_slugs=shuffled[:half][:2000],
+        ceiling_slugs=shuffled[half:][:2000],
+        ceiling_tokens=[tokens.issue(u["id"]) for u in users],
+        followees=others,
     )
 
 
@@ -313,6 +359,10 @@ def _pairs(tokens: list[str], items: list[str], make: Callable[[str, str], Targe
 
 
 def endpoint_loads(f: Fixtures) -> dict[str, Load]:
+    """Every endpoint case; the writes' undos follow their writes, in this order."""
+    favorites = Grid("/api/articles/{item}/favorite", f.tokens, f.write_slugs)
+    follows = Grid("/api/profiles/{item}/follow", f.tokens, f.followees)
+    c = json.dumps({"comment": {"body": "A comment the benchmark wrote."}})
     article = json.dumps(
         {
             "article": {
@@ -349,9 +399,13 @@ def endpoint_loads(f: Fixtures) -> dict[str, Load]:
         "create_article": Load(
             "POST", [Target("/api/articles", t, article) for t in f.tokens], 64, unique_bodies=True
         ),
-        "favorite": Load(
+        "favorite": Load("POST", [], 64, grid=favorites),
+        "unfavorite": Load("DELETE", [], 64, grid=favorites.again()),
+        "follow": Load("POST", [], 64, grid=follows),
+        "unfollow": Load("DELETE", [], 64, grid=follows.again()),
+        "comment": Load(
             "POST",
-            _pairs(f.tokens, f.slugs, lambda s, t: Target(f"/api/articles/{s}/favorite", t)),
+            _pairs(f.tokens, f.slugs, lambda s, t: Target(f"/api/articles/{s}/comments", t, c)),
             64,
         ),
     }
@@ -370,6 +424,11 @@ def scenario_endpoints(b: Bench) -> None:
     runs = [_db_ceiling(b) for _ in range(b.mode.runs)]
     b.record("endpoints", "ceiling_database", runs, concurrency=64)
     loads = endpoint_loads(b.fixtures)
+    with b.server("floors", "bench.apps:floors") as (base, pid):
+        b.measure("endpoints", "ceiling_one_row_read", base, loads["profile"], pid)
+        f = b.fixtures
+        grid = Grid("/api/articles/{item}/favorite", f.ceiling_tokens, f.ceiling_slugs)
+        b.measure("endpoints", "ceiling_write", base, Load("POST", [], 64, grid=grid), pid)
     if b.mode.smoke:
         loads = {name: loads[name] for name in SMOKE_ENDPOINTS}
     with b.server("asyncpress") as (base, pid):

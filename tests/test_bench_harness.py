@@ -37,10 +37,18 @@ def test_a_smoke_run_seeds_serves_measures_and_reports(tmp_path: Path) -> None:
     assert {c["scenario"] for c in result["cases"]} == {"endpoints"}
     assert [c["name"] for c in result["cases"] if c["errors"]] == []
     names = {c["name"]: c for c in result["cases"]}
-    assert set(names) == {"ceiling_small_dict", "ceiling_database", *SMOKE_ENDPOINTS}
+    ceilings = {"ceiling_small_dict", "ceiling_database", "ceiling_one_row_read", "ceiling_write"}
+    assert set(names) == {*ceilings, *SMOKE_ENDPOINTS}
     for name, case in names.items():
         assert case["rps"] > 0, name
         assert case["p50_ms"] > 0, name
+    # The writes walk pairs not written yet: each favorite adds a row (but for
+    # the few pairs the seed favorited). The unfavorites that follow take away
+    # the rows the favorites added, as many as there are (when they outrun
+    # the favorites, the rest change nothing).
+    for name in ("ceiling_write", "favorite"):
+        assert names[name]["changed_per_request"] > 0.9, (name, names[name])
+    assert names["unfavorite"]["changed_per_request"] > 0.5, names["unfavorite"]
     assert {"fastapi", "uvicorn", "asyncpg"} <= set(result["machine"]["packages"])
     # The concurrency plot needs the sync/async scenario, which a smoke run leaves out.
     plots = sorted(p.name for p in tmp_path.glob("*.png"))
