@@ -235,7 +235,7 @@ class TestRedis:
         assert await _statements_for(app_a, client_a, "/api/tags") == 0  # caching again
 
 
-async def test_a_cold_key_is_computed_once_and_no_lock_outlives_the_work() -> None:
+async def test_a_cold_key_is_computed_once_and_nothing_outlives_the_work() -> None:
     import asyncio  # noqa: PLC0415
 
     from asyncpress.core.cache import Cache  # noqa: PLC0415
@@ -254,7 +254,91 @@ async def test_a_cold_key_is_computed_once_and_no_lock_outlives_the_work() -> No
     assert calls == 1
     for n in range(100):  # many different keys, as article slugs are
         await cached.get_or_compute(f"article:{n}", 60, compute)
-    assert cached._locks == {}
+    assert cached._computing == {}
+
+
+async def test_the_first_asker_giving_up_leaves_the_others_their_value() -> None:
+    import asyncio  # noqa: PLC0415
+
+    from asyncpress.core.cache import Cache  # noqa: PLC0415
+
+    cached = Cache(MemoryCache())
+    release = asyncio.Event()
+
+    async def compute() -> int:
+        await release.wait()
+        return 7
+
+    first = asyncio.create_task(cached.get_or_compute("k", 60, compute))
+    second = asyncio.create_task(cached.get_or_compute("k", 60, compute))
+    await asyncio.sleep(0.01)
+    first.cancel()  # its client went away, or its deadline passed
+    release.set()
+    assert await second == 7
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await cached.get("k") == 7
+    assert cached._computing == {}
+
+
+async def test_with_caching_off_reads_run_side_by_side_not_one_at_a_time() -> None:
+    """No cache, no queue: each request computes, and they overlap.
+
+    Waiting for one another's results would serve a value computed before a
+    request arrived, and queueing behind a lock made every request for the
+    key (the tag list, article counts) wait for all the others.
+    """
+    import asyncio  # noqa: PLC0415
+
+    from asyncpress.core.cache import Cache, NoCache  # noqa: PLC0415
+
+    cached = Cache(NoCache())
+    running = 0
+    all_in = asyncio.Event()
+
+    async def compute() -> int:
+        nonlocal running
+        running += 1
+        if running == 5:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), 2)  # only if all five run at once
+        return running
+
+    results = await asyncio.gather(*(cached.get_or_compute("tags", 30, compute) for _ in range(5)))
+    assert results == [5] * 5
+
+
+async def test_while_redis_is_down_a_cold_key_is_computed_once_for_all_waiting(
+    tmp_path: Path,
+) -> None:
+    """Requests that arrive while one computes share its result, even when the
+    backend (Redis down) cannot keep it: each recomputing in turn behind
+    the lock made them wait for one another."""
+    import asyncio  # noqa: PLC0415
+
+    from servers.postgres import free_port  # noqa: PLC0415
+
+    from asyncpress.core.cache import Cache, RedisCache  # noqa: PLC0415
+
+    down = RedisCache(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    cached = Cache(down)
+    calls = 0
+
+    async def compute() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)
+        return 42
+
+    try:
+        results = await asyncio.gather(
+            *(cached.get_or_compute("tags", 30, compute) for _ in range(5))
+        )
+    finally:
+        await cached.close()
+    assert results == [42] * 5
+    assert calls == 1
+    assert cached._computing == {}
 
 
 class TestSeveralProcessesWithoutRedis:

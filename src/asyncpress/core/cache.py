@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 class CacheBackend(Protocol):
     """Where entries live: this process's memory, Redis, or nowhere."""
 
+    keeps_values: bool
+
     async def get(self, key: str) -> Any | None: ...
     async def set(self, key: str, value: Any, ttl_s: float) -> None: ...
     async def delete(self, *keys: str) -> None: ...
@@ -37,6 +39,8 @@ class CacheBackend(Protocol):
 
 
 class MemoryCache:
+    keeps_values = True
+
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, str]] = {}
@@ -67,6 +71,7 @@ class MemoryCache:
 
 class RedisCache:
     PREFIX = "asyncpress:cache:"
+    keeps_values = True  # while Redis answers; a failed call is a miss
 
     def __init__(self, url: str, timeout_s: float = 0.25) -> None:
         self.redis = redis_client(url, timeout_s)
@@ -106,38 +111,55 @@ class RedisCache:
 
 
 class Cache:
-    """The app's cache over a backend; computes a cold key once per process."""
+    """The app's cache over a backend.
+
+    A cold key is computed once per process: requests that ask for it while
+    it is being computed wait for that result. The computation runs in a
+    task of its own, so a waiter that gives up (a deadline, a client gone)
+    leaves the others their result. Without a backend that keeps values
+    (caching off) nothing is shared: a request that waited for another's
+    result could get a value read before its own write committed.
+    """
 
     def __init__(self, backend: CacheBackend) -> None:
         self.backend = backend
-        # Only keys being computed right now have a lock (and a count of the
-        # requests using it), so the table never outgrows the work in flight.
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        # Only keys being computed right now are here, so the table never
+        # outgrows the work in flight.
+        self._computing: dict[str, asyncio.Task[Any]] = {}
+        # Lookups by result, for /metrics: found, read by this request, or
+        # joined a read already running.
+        self.counters = {"hit": 0, "computed": 0, "joined": 0}
 
     async def get_or_compute(
         self, key: str, ttl_s: float, compute: Callable[[], Awaitable[Any]]
     ) -> Any:
-        if ttl_s <= 0:
+        if ttl_s <= 0 or not self.backend.keeps_values:
+            self.counters["computed"] += 1
             return await compute()
         found = await self.backend.get(key)
         if found is not None:
+            self.counters["hit"] += 1
             return found
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                found = await self.backend.get(key)
-                if found is not None:
-                    return found
-                value = await compute()
-                await self.backend.set(key, value, ttl_s)
-                return value
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+        task = self._computing.get(key)
+        if task is None:
+            self.counters["computed"] += 1
+            task = asyncio.create_task(self._compute(key, ttl_s, compute))
+            self._computing[key] = task
+            task.add_done_callback(lambda done: self._computed(key, done))
+        else:
+            self.counters["joined"] += 1
+        return await asyncio.shield(task)
+
+    async def _compute(self, key: str, ttl_s: float, compute: Callable[[], Awaitable[Any]]) -> Any:
+        value = await compute()
+        await self.backend.set(key, value, ttl_s)
+        return value
+
+    def _computed(self, key: str, task: asyncio.Task[Any]) -> None:
+        if self._computing.get(key) is task:
+            del self._computing[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every waiter gave up
 
     async def get(self, key: str) -> Any | None:
         return await self.backend.get(key)
@@ -154,6 +176,8 @@ class Cache:
 
 class NoCache:
     """Every read a miss: for several processes that share no cache."""
+
+    keeps_values = False
 
     async def get(self, key: str) -> Any | None:
         return None
