@@ -29,6 +29,7 @@ from asyncpress.fast.wire import limit_request_heads
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.notifications.service import NotificationPreferences
 from asyncpress.notifications.transport import transport_for
+from asyncpress.ops.metrics import Metrics
 from asyncpress.previews.fetch import Fetcher
 from asyncpress.previews.service import Previews
 from asyncpress.profiles.repository import Follows
@@ -77,7 +78,9 @@ async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
     after_commit = AfterCommit(cache, hub, outbox, previews)
     db = Database(engine, sessionmaker, after_commit)
     tokens = Tokens(settings.jwt_secret, settings.jwt_ttl_s)
+    metrics = Metrics(db, outbox, hub, cache)
     wiring = Wiring(
+        metrics,
         settings,
         db,
         hub,
@@ -100,6 +103,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
     logging.getLogger("uvicorn.error").addFilter(quiet)
     if settings.outbox_in_process:
         outbox.start()
+    await metrics.start()
     limit_request_heads(settings.max_request_head_bytes, settings.request_head_timeout_s)
     PAUSES.install()
     if hub.collector is not None:
@@ -109,6 +113,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
         yield wiring
     finally:
         undo_signals()
+        await metrics.stop()
         logging.getLogger("uvicorn.error").removeFilter(quiet)
         await hub.stop()
         await after_commit.close()

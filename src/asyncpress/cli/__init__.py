@@ -7,9 +7,11 @@ import getpass
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -117,16 +119,54 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
-    from asyncpress.fast.uvicorn_protocols import (  # noqa: PLC0415
-        EventHttpProtocol,
-        EventSocketProtocol,
-    )
-
     settings = _ready_settings()
     configure_logging(settings.log_level, settings.log_lines)
     # Each worker learns it is not alone (Settings.serve_workers): without
     # Redis, several processes must not keep caches of their own.
     os.environ["SERVE_WORKERS"] = str(1 if reload else workers)
+    with _metrics_folder(1 if reload else workers):
+        _run_uvicorn(uvicorn, factory, host, port, workers, reload, forwarded_allow_ips, settings)
+
+
+@contextmanager
+def _metrics_folder(workers: int) -> Iterator[None]:
+    """Several workers share their metrics through files in one folder
+    (prometheus-client's multiprocess mode, asyncpress.ops.metrics): the
+    operator's ``PROMETHEUS_MULTIPROC_DIR``, emptied, or a temporary one."""
+    if workers == 1:
+        yield
+        return
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):  # a previous run's figures
+            stale.unlink()
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="asyncpress-metrics-") as folder_name:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder_name
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def _run_uvicorn(
+    uvicorn: Any,
+    factory: str,
+    host: str,
+    port: int,
+    workers: int,
+    reload: bool,
+    forwarded_allow_ips: str | None,
+    settings: Settings,
+) -> None:
+    from asyncpress.fast.uvicorn_protocols import (  # noqa: PLC0415
+        EventHttpProtocol,
+        EventSocketProtocol,
+    )
+
     uvicorn.run(
         factory,
         factory=True,

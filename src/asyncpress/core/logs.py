@@ -46,7 +46,7 @@ def configure_logging(level: str, fmt: str) -> None:
     """One handler on the root logger, installed once per process (idempotent).
 
     ``fmt`` is ``json`` (one object per line: time, level, logger, message,
-    request_id, and the extra fields a call gives) or ``text``.
+    request_id, pid, and the extra fields a call gives) or ``text``.
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -58,8 +58,14 @@ def configure_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
+                # process: which worker of `serve --workers N` wrote the line.
+                rename_fields={
+                    "asctime": "time",
+                    "levelname": "level",
+                    "name": "logger",
+                    "process": "pid",
+                },
             )
         )
     else:

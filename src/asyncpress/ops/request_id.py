@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asyncpress.core.errors import StreamEnded, error_response
 from asyncpress.core.logs import REQUEST_ID
+from asyncpress.ops.metrics import observe_request
 
 access = logging.getLogger("asyncpress.access")
 log = logging.getLogger(__name__)
@@ -100,12 +101,15 @@ class RequestIdMiddleware:
                     scope, receive, send_with_id
                 )
         finally:
+            seconds = time.perf_counter() - started
+            route = route_template(scope)
+            observe_request(scope["method"], route, status, seconds)
             if access.isEnabledFor(logging.INFO):
-                _log_access(scope, status, started)
+                _log_access(scope, route, status, seconds)
             REQUEST_ID.reset(token)
 
 
-def _log_access(scope: Scope, status: int, started: float) -> None:
+def _log_access(scope: Scope, route: str | None, status: int, seconds: float) -> None:
     access.info(
         "%s %s %s",
         scope["method"],
@@ -114,8 +118,8 @@ def _log_access(scope: Scope, status: int, started: float) -> None:
         extra={
             "method": scope["method"],
             "path": scope["path"],
-            "route": route_template(scope),
+            "route": route,
             "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "duration_ms": round(seconds * 1000, 2),
         },
     )
