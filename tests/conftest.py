@@ -49,6 +49,7 @@ PROCESS_MODULES = frozenset(
     {
         "test_bench_harness",
         "test_cli",
+        "test_deployment",
         "test_events_processes",
         "test_fuzz",
         "test_notifications_processes",

@@ -22,10 +22,17 @@ class Served:
     """``asyncpress serve`` in its own process on a free 127.0.0.1 port."""
 
     def __init__(
-        self, database_url: str, logs: Path, name: str, *, workers: str = "1", **env: str
+        self,
+        database_url: str,
+        logs: Path,
+        name: str,
+        *,
+        workers: str = "1",
+        port: str | None = None,  # str, as the **env values: a port given again on a restart
+        **env: str,
     ) -> None:
         self.env = env
-        self.port = free_port()
+        self.port = int(port) if port else free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
         self.process = Process(
