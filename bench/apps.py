@@ -12,17 +12,17 @@
     - ``GET /fanout/sequential`` and ``/fanout/taskgroup``: three independent
       100 ms waits, one after another or at once.
 
-``floors``
-    The per-request floors of a signed-in read and of a write: plain FastAPI
-    routes on raw asyncpg (a pool of 10, like asyncpress's), with
-    asyncpress's own token check and response model and nothing else.
+    The per-request floors of a signed-in read and of a write, in the same
+    app: plain FastAPI routes on raw asyncpg (a pool of 10, like
+    asyncpress's), with asyncpress's own token check and response model and
+    nothing else:
 
     - ``GET /api/profiles/{username}``: one ``fetchrow`` (the profile and
       whether the viewer follows it) through ``ProfileResponse``;
     - ``POST /api/articles/{slug}/favorite``: one transaction writing the
       rows a favorite cannot do without (the favorite and its live event).
 
-    Needs ``DATABASE_URL`` (the seeded PostgreSQL database) and ``JWT_SECRET``.
+    They need ``DATABASE_URL`` (the seeded PostgreSQL database) and ``JWT_SECRET``.
 
 ``blocking``
     asyncpress itself plus ``POST /bench/login-on-loop``: the login check
@@ -80,7 +80,20 @@ PAGE = [_article(n) for n in range(20)]
 
 
 def ceiling() -> FastAPI:
-    app = FastAPI(title="bench ceiling")
+    pools: list[asyncpg.Pool] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The floors' pool, on the seeded database the suite names.
+        dsn = get_settings().database_url.replace("postgresql+asyncpg", "postgresql")
+        pools.append(await asyncpg.create_pool(dsn.replace("ssl=", "sslmode="), min_size=10))
+        try:
+            yield
+        finally:
+            await pools[0].close()
+
+    app = FastAPI(title="bench ceiling", lifespan=lifespan)
+    _floors(app, pools)
 
     @app.get("/small")
     async def small() -> dict[str, Any]:
@@ -134,22 +147,9 @@ INSERT INTO events (type, created_at, channels, data) VALUES ('favorite', now(),
 """
 
 
-def floors() -> FastAPI:
+def _floors(app: FastAPI, pools: list[asyncpg.Pool]) -> None:
     settings = get_settings()
     tokens = Tokens(settings.jwt_secret, settings.jwt_ttl_s)
-    dsn = settings.database_url.replace("postgresql+asyncpg", "postgresql")
-    dsn = dsn.replace("ssl=", "sslmode=")
-    pools: list[asyncpg.Pool] = []
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        pools.append(await asyncpg.create_pool(dsn, min_size=10, max_size=10))
-        try:
-            yield
-        finally:
-            await pools[0].close()
-
-    app = FastAPI(title="bench floors", lifespan=lifespan)
 
     def viewer(authorization: str | None) -> int:
         scheme, _, token = (authorization or "").partition(" ")
@@ -175,8 +175,6 @@ def floors() -> FastAPI:
             data = json.dumps({"slug": slug, "user": user_id, "favorited": True})
             await connection.execute(EVENT, f"article:{slug} user:{user_id}", data)
         return {"favorited": True}
-
-    return app
 
 
 class PasswordsOnTheLoop(Passwords):

@@ -416,19 +416,18 @@ def _login(email: str) -> str:
 
 
 def scenario_endpoints(b: Bench) -> None:
+    loads = endpoint_loads(b.fixtures)
     with b.server("ceiling", "bench.apps:ceiling") as (base, pid):
         b.measure("endpoints", "ceiling_small_dict", base, Load("GET", [Target("/small")], 64), pid)
         if not b.mode.smoke:
             articles = Load("GET", [Target("/articles")], 64)
             b.measure("endpoints", "ceiling_20_articles", base, articles, pid)
-    runs = [_db_ceiling(b) for _ in range(b.mode.runs)]
-    b.record("endpoints", "ceiling_database", runs, concurrency=64)
-    loads = endpoint_loads(b.fixtures)
-    with b.server("floors", "bench.apps:floors") as (base, pid):
         b.measure("endpoints", "ceiling_one_row_read", base, loads["profile"], pid)
         f = b.fixtures
         grid = Grid("/api/articles/{item}/favorite", f.ceiling_tokens, f.ceiling_slugs)
         b.measure("endpoints", "ceiling_write", base, Load("POST", [], 64, grid=grid), pid)
+    runs = [_db_ceiling(b) for _ in range(b.mode.runs)]
+    b.record("endpoints", "ceiling_database", runs, concurrency=64)
     if b.mode.smoke:
         loads = {name: loads[name] for name in SMOKE_ENDPOINTS}
     with b.server("asyncpress") as (base, pid):
