@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,12 +11,13 @@ import pytest
 from anyio.to_thread import run_sync
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from servers.postgres import free_port
 from servers.processes import RedisServer
 from sqlalchemy import select
 
 from asyncpress.app.main import create_app
 from asyncpress.articles.models import Article
-from asyncpress.core.cache import MemoryCache, backend_for
+from asyncpress.core.cache import Cache, MemoryCache, NoCache, RedisCache, backend_for
 from asyncpress.core.config import Settings
 from asyncpress.core.db.base import utcnow
 from asyncpress.core.uow import Database
@@ -159,8 +161,6 @@ async def test_memory_entries_expire() -> None:
     assert await cache.get("k") == {"v": 1}
     await cache.set("gone", 1, ttl_s=0)
     assert await cache.get("gone") is None
-    import asyncio  # noqa: PLC0415
-
     await asyncio.sleep(0.06)
     assert await cache.get("k") is None
 
@@ -235,33 +235,31 @@ class TestRedis:
         assert await _statements_for(app_a, client_a, "/api/tags") == 0  # caching again
 
 
-async def test_a_cold_key_is_computed_once_and_nothing_outlives_the_work() -> None:
-    import asyncio  # noqa: PLC0415
+class SlowRead:
+    """A database read stand-in that takes ``seconds`` and counts its calls."""
 
-    from asyncpress.core.cache import Cache  # noqa: PLC0415
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
 
-    cached = Cache(MemoryCache())
-    calls = 0
-
-    async def compute() -> int:
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.01)
+    async def __call__(self) -> int:
+        self.calls += 1
+        await asyncio.sleep(self.seconds)
         return 42
 
+
+async def test_a_cold_key_is_computed_once_and_nothing_outlives_the_work() -> None:
+    cached = Cache(MemoryCache())
+    compute = SlowRead(0.01)
     results = await asyncio.gather(*(cached.get_or_compute("k", 60, compute) for _ in range(10)))
     assert results == [42] * 10
-    assert calls == 1
+    assert compute.calls == 1
     for n in range(100):  # many different keys, as article slugs are
         await cached.get_or_compute(f"article:{n}", 60, compute)
     assert cached._computing == {}
 
 
 async def test_the_first_asker_giving_up_leaves_the_others_their_value() -> None:
-    import asyncio  # noqa: PLC0415
-
-    from asyncpress.core.cache import Cache  # noqa: PLC0415
-
     cached = Cache(MemoryCache())
     release = asyncio.Event()
 
@@ -288,10 +286,6 @@ async def test_with_caching_off_reads_run_side_by_side_not_one_at_a_time() -> No
     request arrived, and queueing behind a lock made every request for the
     key (the tag list, article counts) wait for all the others.
     """
-    import asyncio  # noqa: PLC0415
-
-    from asyncpress.core.cache import Cache, NoCache  # noqa: PLC0415
-
     cached = Cache(NoCache())
     running = 0
     all_in = asyncio.Event()
@@ -314,22 +308,9 @@ async def test_while_redis_is_down_a_cold_key_is_computed_once_for_all_waiting(
     """Requests that arrive while one computes share its result, even when the
     backend (Redis down) cannot keep it: each recomputing in turn behind
     the lock made them wait for one another."""
-    import asyncio  # noqa: PLC0415
-
-    from servers.postgres import free_port  # noqa: PLC0415
-
-    from asyncpress.core.cache import Cache, RedisCache  # noqa: PLC0415
-
     down = RedisCache(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     cached = Cache(down)
-    calls = 0
-
-    async def compute() -> int:
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.2)
-        return 42
-
+    compute = SlowRead(0.2)
     try:
         results = await asyncio.gather(
             *(cached.get_or_compute("tags", 30, compute) for _ in range(5))
@@ -337,7 +318,7 @@ async def test_while_redis_is_down_a_cold_key_is_computed_once_for_all_waiting(
     finally:
         await cached.close()
     assert results == [42] * 5
-    assert calls == 1
+    assert compute.calls == 1
     assert cached._computing == {}
 
 

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -119,13 +119,46 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
+    from asyncpress.fast.uvicorn_protocols import (  # noqa: PLC0415
+        EventHttpProtocol,
+        EventSocketProtocol,
+    )
+
     settings = _ready_settings()
     configure_logging(settings.log_level, settings.log_lines)
     # Each worker learns it is not alone (Settings.serve_workers): without
     # Redis, several processes must not keep caches of their own.
     os.environ["SERVE_WORKERS"] = str(1 if reload else workers)
     with _metrics_folder(1 if reload else workers):
-        _run_uvicorn(uvicorn, factory, host, port, workers, reload, forwarded_allow_ips, settings)
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=host,
+            port=port,
+            workers=None if reload else workers,
+            reload=reload,
+            log_level=settings.log_level.lower(),
+            # uvicorn's loggers go through ours (JSON or text, with request ids);
+            # the access line is asyncpress's own (asyncpress.ops.request_id).
+            log_config=None,
+            access_log=False,
+            # Event streams are told to end at once; this bounds the wait for them.
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
+            # uvicorn's own protocols, extended to let the hub write events
+            # straight to idle streams (asyncpress.fast.uvicorn_protocols).
+            # The classes themselves (they pickle by name for --workers > 1).
+            http=EventHttpProtocol,
+            ws=EventSocketProtocol
+            if settings.ws_implementation == "websockets-sansio"
+            else "websockets",
+            ws_per_message_deflate=settings.ws_compression,
+            # Client messages are small control messages; refuse big ones (close 1009)
+            # before they are parsed on the event loop.
+            ws_max_size=64 * 1024,
+            # The client address (rate limits) and scheme a trusted proxy forwards.
+            proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips,
+        )
 
 
 @contextmanager
@@ -150,52 +183,6 @@ def _metrics_folder(workers: int) -> Iterator[None]:
             yield
         finally:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
-
-
-def _run_uvicorn(
-    uvicorn: Any,
-    factory: str,
-    host: str,
-    port: int,
-    workers: int,
-    reload: bool,
-    forwarded_allow_ips: str | None,
-    settings: Settings,
-) -> None:
-    from asyncpress.fast.uvicorn_protocols import (  # noqa: PLC0415
-        EventHttpProtocol,
-        EventSocketProtocol,
-    )
-
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=host,
-        port=port,
-        workers=None if reload else workers,
-        reload=reload,
-        log_level=settings.log_level.lower(),
-        # uvicorn's loggers go through ours (JSON or text, with request ids);
-        # the access line is asyncpress's own (asyncpress.ops.request_id).
-        log_config=None,
-        access_log=False,
-        # Event streams are told to end at once; this bounds the wait for them.
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
-        # uvicorn's own protocols, extended to let the hub write events
-        # straight to idle streams (asyncpress.fast.uvicorn_protocols).
-        # The classes themselves (they pickle by name for --workers > 1).
-        http=EventHttpProtocol,
-        ws=EventSocketProtocol
-        if settings.ws_implementation == "websockets-sansio"
-        else "websockets",
-        ws_per_message_deflate=settings.ws_compression,
-        # Client messages are small control messages; refuse big ones (close 1009)
-        # before they are parsed on the event loop.
-        ws_max_size=64 * 1024,
-        # The client address (rate limits) and scheme a trusted proxy forwards.
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips,
-    )
 
 
 @app.command()

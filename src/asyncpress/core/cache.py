@@ -116,9 +116,11 @@ class Cache:
     A cold key is computed once per process: requests that ask for it while
     it is being computed wait for that result. The computation runs in a
     task of its own, so a waiter that gives up (a deadline, a client gone)
-    leaves the others their result. Without a backend that keeps values
-    (caching off) nothing is shared: a request that waited for another's
-    result could get a value read before its own write committed.
+    leaves the others their result; the task itself is bounded by the
+    database's own limits (``DB_POOL_TIMEOUT_S``, ``DB_STATEMENT_TIMEOUT_MS``).
+    Without a backend that keeps values (caching off) nothing is shared: a
+    request that waited for another's result could get a value read before
+    its own write committed.
     """
 
     def __init__(self, backend: CacheBackend) -> None:

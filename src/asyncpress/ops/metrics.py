@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import os
 import time
 from collections import Counter as Tally
@@ -48,8 +47,6 @@ from asyncpress.events.hub import Hub
 from asyncpress.fast.gc_pauses import GENERATIONS, PAUSES
 from asyncpress.notifications import repository as outbox_rows
 from asyncpress.notifications.delivery import Outbox
-
-log = logging.getLogger(__name__)
 
 # Read once, as prometheus-client does when it is imported.
 FOLDER = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
