@@ -29,18 +29,8 @@ from asyncpress.app.main import create_app
 from asyncpress.core.config import Settings
 from asyncpress.core.migrate import upgrade
 from tests.support import contract
-from tests.support.app import make_settings, reused_app
+from tests.support.app import make_settings, reused_app, selected_backends
 from tests.support.live import Served
-
-ALL_BACKENDS = ("sqlite", "postgresql")
-
-
-def selected_backends() -> tuple[str, ...]:
-    wanted = os.environ.get("ASYNCPRESS_TEST_BACKENDS")
-    if not wanted:
-        return ALL_BACKENDS
-    return tuple(b.strip() for b in wanted.split(",") if b.strip() in ALL_BACKENDS)
-
 
 # Fixtures and modules that start processes of their own (servers, Redis,
 # upstreams, the CLI): their tests are marked "processes".

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,30 +12,87 @@ from typing import Any
 import httpx
 import pytest
 from anyio.to_thread import run_sync
-from servers.postgres import empty_database
+from servers.postgres import PostgresServer, empty_database
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.exceptions import ConnectionClosed
 
+from asyncpress.core.migrate import upgrade
 from tests.factories import Account, add_comment, create_article, register
+from tests.support.app import selected_backends
 from tests.support.live import Served, socket, sse
 
 
-@pytest.fixture
-def served(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
-    """The app; ``indirect`` param "queued" turns direct socket writes off."""
-    if "asyncpg" in database_url:
-        asyncio.run(empty_database(database_url))
-    direct = getattr(request, "param", "direct") == "direct"
+# One served app per backend and delivery path for the whole module: starting
+# a process is most of a test's cost here. Tests share its database, so each
+# names its accounts and articles with its own suffix (the ``key`` fixture).
+# Each app has a database of its own: two processes on one database without
+# Redis learn of each other's events only on their next poll, so a stream
+# opened on one could still be handed what the other's last test wrote.
+# Neither is the database the in-process tests empty before each test.
+@pytest.fixture(scope="session")
+def live_postgres_urls(postgres_server: PostgresServer) -> dict[str, str]:
+    urls = {}
+    for path in ("direct", "queued"):
+        postgres_server.psql(f"CREATE DATABASE asyncpress_live_{path}")
+        urls[path] = postgres_server.url(f"asyncpress_live_{path}")
+        upgrade(urls[path])
+    return urls
+
+
+@pytest.fixture(scope="module", params=selected_backends())
+def live_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+def _database(request: pytest.FixtureRequest, backend: str, path: str, folder: Path) -> str:
+    if backend == "postgresql":
+        url: str = request.getfixturevalue("live_postgres_urls")[path]
+        asyncio.run(empty_database(url))
+        return url
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), folder / "asyncpress.db")
+    return f"sqlite+aiosqlite:///{folder / 'asyncpress.db'}"
+
+
+def _serve(request: pytest.FixtureRequest, backend: str, path: str) -> Iterator[Served]:
+    folder: Path = request.getfixturevalue("tmp_path_factory").mktemp(path)
     app = Served(
-        database_url,
-        tmp_path,
+        _database(request, backend, path, folder),
+        folder,
         "app",
         EVENTS_HEARTBEAT_S="0.5",
-        EVENTS_DIRECT_WRITES=str(direct).lower(),
+        EVENTS_DIRECT_WRITES=str(path == "direct").lower(),
     )
     yield app
     app.process.stop()
+
+
+@pytest.fixture(scope="module")
+def direct_app(request: pytest.FixtureRequest, live_backend: str) -> Iterator[Served]:
+    yield from _serve(request, live_backend, "direct")
+
+
+@pytest.fixture(scope="module")
+def queued_app(request: pytest.FixtureRequest, live_backend: str) -> Iterator[Served]:
+    yield from _serve(request, live_backend, "queued")
+
+
+@pytest.fixture
+def served(request: pytest.FixtureRequest, live_backend: str) -> Served:
+    """The app; ``indirect`` param "queued" turns direct socket writes off."""
+    path = getattr(request, "param", "direct")
+    app: Served = request.getfixturevalue(f"{path}_app")
+    return app
+
+
+_keys = itertools.count(1)
+
+
+@pytest.fixture
+def key() -> str:
+    """This test's suffix for the names and titles it writes to the shared database."""
+    return f"k{next(_keys)}"
 
 
 def _check_delivery_path(served: Served) -> None:
@@ -75,9 +134,9 @@ async def _sql(database_url: str, statement: str) -> None:
 @pytest.mark.parametrize("served", ["direct", "queued"], indirect=True)
 class TestDelivery:
     async def test_each_write_reaches_its_channels_in_rest_shapes(
-        self, served: Served, http: httpx.AsyncClient
+        self, served: Served, http: httpx.AsyncClient, key: str
     ) -> None:
-        ann, ben, cat = [await register(http, name) for name in ("ann", "ben", "cat")]
+        ann, ben, cat = [await register(http, name + key) for name in ("ann", "ben", "cat")]
         ann_ticket = await _ticket(http, ann)
         async with (
             socket(f"{served.ws_base}/api/ws") as public,
@@ -91,17 +150,17 @@ class TestDelivery:
             await ann_ws.subscribe(["user"])
             await ben_ws.subscribe(["feed"])
 
-            await http.post("/api/profiles/ann/follow", headers=ben.headers)
+            await http.post(f"/api/profiles/{ann.username}/follow", headers=ben.headers)
             followed = await ann_ws.event()
             assert followed["event"] == "profile.followed"
             assert followed["data"]["profile"] == {
-                "username": "ben",
+                "username": ben.username,
                 "bio": "",
                 "image": None,
                 "following": False,
             }
 
-            article = await create_article(http, ann, title="Live news", tagList=["b", "a"])
+            article = await create_article(http, ann, title=f"Live news {key}", tagList=["b", "a"])
             created = await public.event()
             assert created["event"] == "article.created"
             assert created["id"] > followed["id"]
@@ -109,18 +168,18 @@ class TestDelivery:
             shown = created["data"]["article"]
             assert "body" not in shown  # the list endpoint's shape
             assert {k: shown[k] for k in ("slug", "tagList", "favorited", "favoritesCount")} == {
-                "slug": "live-news",
+                "slug": f"live-news-{key}",
                 "tagList": ["a", "b"],
                 "favorited": False,
                 "favoritesCount": 0,
             }
-            assert shown["author"]["username"] == "ann"
+            assert shown["author"]["username"] == ann.username
             fed = await ben_ws.event()
             assert fed["id"] == created["id"]
 
             # cat is not followed by ben: the public channel hears it, ben's feed does not.
-            await create_article(http, cat, title="Unfollowed")
-            assert (await public.event())["data"]["article"]["slug"] == "unfollowed"
+            await create_article(http, cat, title=f"Unfollowed {key}")
+            assert (await public.event())["data"]["article"]["slug"] == f"unfollowed-{key}"
 
             # A refused write publishes nothing.
             refused = await http.put(
@@ -137,7 +196,7 @@ class TestDelivery:
                 on_article = await watch.take(2)
                 assert [e.event for e in on_article] == ["comment.created"] * 2
                 assert on_article[0].data["data"] == {
-                    "slug": "live-news",
+                    "slug": f"live-news-{key}",
                     "comment": {**comment, "author": {**comment["author"], "following": False}},
                 }
                 assert on_article[0].data["id"] == int(on_article[0].id or 0)
@@ -151,25 +210,26 @@ class TestDelivery:
                 favorited = await public.event()
                 assert favorited["event"] == "article.favorited"
                 assert favorited["data"]["article"]["favoritesCount"] == 1
-                assert favorited["data"]["profile"]["username"] == "ben"
+                assert favorited["data"]["profile"]["username"] == ben.username
                 assert (await ann_ws.event())["id"] == favorited["id"]  # the user channel too
 
                 await http.put(
                     f"/api/articles/{article['slug']}",
-                    json={"article": {"title": "Renamed"}},
+                    json={"article": {"title": f"Renamed {key}"}},
                     headers=ann.headers,
                 )
+                renamed = f"renamed-{key}"
                 updated = await public.event()
                 assert updated["event"] == "article.updated"
-                assert updated["data"]["article"]["slug"] == "renamed"
+                assert updated["data"]["article"]["slug"] == renamed
 
                 await http.delete(
-                    f"/api/articles/renamed/comments/{comment['id']}", headers=ben.headers
+                    f"/api/articles/{renamed}/comments/{comment['id']}", headers=ben.headers
                 )
-                await http.delete("/api/articles/renamed", headers=ann.headers)
+                await http.delete(f"/api/articles/{renamed}", headers=ann.headers)
                 deleted = await public.event()
                 assert deleted["event"] == "article.deleted"
-                assert deleted["data"]["article"]["slug"] == "renamed"
+                assert deleted["data"]["article"]["slug"] == renamed
 
                 # The old slug's watchers heard of the favorite (twice posted, once sent),
                 # the rename, and nothing after it (the new slug is another channel).
@@ -177,17 +237,17 @@ class TestDelivery:
                 assert [e.event for e in rest] == ["article.favorited", "article.updated"]
 
             # ann's user channel: only what others did to her (favorite above was ben's).
-            await http.post("/api/profiles/ann/follow", headers=cat.headers)
-            assert (await ann_ws.event())["data"]["profile"]["username"] == "cat"
+            await http.post(f"/api/profiles/{ann.username}/follow", headers=cat.headers)
+            assert (await ann_ws.event())["data"]["profile"]["username"] == cat.username
             # ben's feed never saw cat's article.
-            await create_article(http, ann, title="Second")
-            assert (await ben_ws.event())["data"]["article"]["slug"] == "second"
+            second = await create_article(http, ann, title=f"Second {key}")
+            assert (await ben_ws.event())["data"]["article"]["slug"] == second["slug"]
         _check_delivery_path(served)
 
     async def test_sse_resumes_after_last_event_id_exactly(
-        self, served: Served, http: httpx.AsyncClient, database_url: str
+        self, served: Served, http: httpx.AsyncClient, key: str
     ) -> None:
-        ann = await register(http, "ann")
+        ann = await register(http, f"ann{key}")
         async with sse(http, "/api/events?channels=global") as first:
             await asyncio.sleep(0.2)
             for n in range(3):
@@ -201,14 +261,14 @@ class TestDelivery:
 
         async with sse(http, "/api/events?channels=global", {"Last-Event-ID": last_seen}) as again:
             replayed = await again.take(5)
-            await create_article(http, ann, title="Live again")
+            again_live = await create_article(http, ann, title=f"Live again {key}")
             live = await again.next()
         slugs = [e.data["data"]["article"]["slug"] for e in replayed]
         assert slugs == [*missed, other["slug"]]
         ids = [int(e.id or 0) for e in [*replayed, live]]
         assert ids == sorted(set(ids))
         assert ids[0] > int(last_seen)
-        assert live.data["data"]["article"]["slug"] == "live-again"
+        assert live.data["data"]["article"]["slug"] == again_live["slug"]
 
         # The query parameter does the same (a new EventSource after a ticket).
         url = f"/api/events?channels=global&lastEventId={int(last_seen) + 3}"
@@ -217,17 +277,17 @@ class TestDelivery:
         assert [e.data["data"]["article"]["slug"] for e in tail] == [
             missed[3],
             other["slug"],
-            "live-again",
+            again_live["slug"],
         ]
 
         # Older than the log keeps (pruned away): a reset, then live events.
-        await _sql(database_url, f"DELETE FROM events WHERE id <= {int(last_seen) + 1}")  # noqa: S608
+        await _sql(served.database_url, f"DELETE FROM events WHERE id <= {int(last_seen) + 1}")  # noqa: S608
         async with sse(http, "/api/events?channels=global", {"Last-Event-ID": "1"}) as stale:
             reset = await stale.next()
             assert reset.event == "reset"
-            await create_article(http, ann, title="After reset")
+            after_reset = await create_article(http, ann, title=f"After reset {key}")
             after = await stale.next()
-        assert after.data["data"]["article"]["slug"] == "after-reset"
+        assert after.data["data"]["article"]["slug"] == after_reset["slug"]
         assert int(after.id or 0) > int(reset.id or 0)
 
         # An id from the future (another database?) is a reset too.
@@ -236,9 +296,9 @@ class TestDelivery:
         _check_delivery_path(served)
 
     async def test_ws_subscribe_replays_after_last_event_id(
-        self, served: Served, http: httpx.AsyncClient
+        self, served: Served, http: httpx.AsyncClient, key: str
     ) -> None:
-        ann = await register(http, "ann")
+        ann = await register(http, f"ann{key}")
         first = await create_article(http, ann, title="One")
         async with socket(f"{served.ws_base}/api/ws") as ws:
             await ws.subscribe([f"article:{first['slug']}"])
@@ -250,7 +310,7 @@ class TestDelivery:
             base_id = seen["id"]
         for n in (2, 3):
             await add_comment(http, ann, first["slug"], f"c{n}")
-        await create_article(http, ann, title="Two")
+        two = await create_article(http, ann, title="Two")
         async with socket(f"{served.ws_base}/api/ws") as ws:
             await ws.subscribe([f"article:{first['slug']}"], lastEventId=base_id)
             bodies = [(await ws.event())["data"]["comment"]["body"] for _ in range(2)]
@@ -259,7 +319,7 @@ class TestDelivery:
             await ws.subscribe(["global"], lastEventId=base_id)
             extra = await ws.event()
             assert extra["event"] == "article.created"
-            assert extra["data"]["article"]["slug"] == "two"
+            assert extra["data"]["article"]["slug"] == two["slug"]
             await ws.send({"type": "ping"})
             assert await ws.recv() == {"type": "pong"}  # nothing else was queued
         _check_delivery_path(served)
@@ -267,10 +327,10 @@ class TestDelivery:
 
 class TestProtocolErrors:
     async def test_websocket_errors_keep_the_connection_open(
-        self, served: Served, http: httpx.AsyncClient
+        self, served: Served, http: httpx.AsyncClient, key: str
     ) -> None:
-        ann = await register(http, "ann")
-        await register(http, "ben")
+        ann = await register(http, f"ann{key}")
+        ben = await register(http, f"ben{key}")
         async with socket(f"{served.ws_base}/api/ws") as ws:
             cases: list[tuple[Any, str]] = [
                 ("{not json", "invalid JSON"),
@@ -305,10 +365,10 @@ class TestProtocolErrors:
             assert len((await ws.recv())["channels"]) == 48
 
             await ws.send({"type": "auth", "token": ann.token})
-            await ws.send({"type": "subscribe", "channels": ["user:ben"]})
+            await ws.send({"type": "subscribe", "channels": [f"user:{ben.username}"]})
             assert "another user" in (await ws.recv())["message"]
-            reply = await ws.subscribe(["user:ann", "feed"])
-            assert {"user:ann", "feed"} <= set(reply["channels"])
+            reply = await ws.subscribe([f"user:{ann.username}", "feed"])
+            assert {f"user:{ann.username}", "feed"} <= set(reply["channels"])
             await ws.send({"type": "auth", "token": ann.token})
             assert "already authenticated" in (await ws.recv())["message"]
 
@@ -329,9 +389,9 @@ class TestProtocolErrors:
             assert await ws.recv() == {"type": "pong"}
 
     async def test_a_bad_or_reused_ticket_closes_the_socket(
-        self, served: Served, http: httpx.AsyncClient
+        self, served: Served, http: httpx.AsyncClient, key: str
     ) -> None:
-        ann = await register(http, "ann")
+        ann = await register(http, f"ann{key}")
         ticket = await _ticket(http, ann)
         async with socket(f"{served.ws_base}/api/ws?ticket={ticket}") as ws:
             await ws.subscribe(["user"])
@@ -346,17 +406,17 @@ class TestProtocolErrors:
                 assert closed.value.rcvd.code == 1008
 
     async def test_sse_refusals_use_the_error_envelope(
-        self, served: Served, http: httpx.AsyncClient
+        self, served: Served, http: httpx.AsyncClient, key: str
     ) -> None:
-        ann = await register(http, "ann")
-        await register(http, "ben")
+        ann = await register(http, f"ann{key}")
+        ben = await register(http, f"ben{key}")
         ticket = await _ticket(http, ann)
         many = ",".join(f"article:a{n}" for n in range(51))
         cases = [
             ("/api/events?channels=news", {}, 422),
             ("/api/events?channels=global,", {}, 422),
             ("/api/events?channels=feed", {}, 401),
-            ("/api/events?channels=user:ben", ann.headers, 403),
+            (f"/api/events?channels=user:{ben.username}", ann.headers, 403),
             (f"/api/events?channels={many}", {}, 422),
             ("/api/events?channels=global", {"Last-Event-ID": "abc"}, 422),
             ("/api/events?channels=global&lastEventId=-1", {}, 422),
@@ -370,24 +430,23 @@ class TestProtocolErrors:
             assert all(isinstance(v, list) and v for v in errors.values()), errors
 
         async with sse(http, f"/api/events?channels=user,feed&ticket={ticket}") as stream:
-            await http.post("/api/profiles/ann/follow", headers=(await register(http)).headers)
+            follower = await register(http)
+            await http.post(f"/api/profiles/{ann.username}/follow", headers=follower.headers)
             assert (await stream.next()).event == "profile.followed"
         reused = await http.get(f"/api/events?channels=user&ticket={ticket}")
         assert reused.status_code == 401
         assert (await http.post("/api/events/ticket")).status_code == 401
 
         # Non-browser clients may authenticate with the header instead.
-        async with sse(http, "/api/events?channels=user:ann", ann.headers):
+        async with sse(http, f"/api/events?channels=user:{ann.username}", ann.headers):
             pass
 
     async def test_heartbeats_while_idle_and_a_capped_lifetime(
-        self, database_url: str, tmp_path: Path
+        self, direct_app: Served, tmp_path: Path
     ) -> None:
-        if "asyncpg" in database_url:
-            await empty_database(database_url)
         app = await run_sync(
             lambda: Served(
-                database_url,
+                direct_app.database_url,
                 tmp_path,
                 "short",
                 EVENTS_HEARTBEAT_S="0.2",

@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from asyncpress.cli.seed import seed
@@ -18,20 +19,52 @@ from asyncpress.core.uow import Database
 from tests.factories import create_article, register
 from tests.support.app import wired
 
+SEEDED = 1_000
+
 
 async def _seed(sessionmaker_source: object, articles: int) -> None:
+    """``articles`` articles: ``SEEDED`` seeded as ``asyncpress seed`` writes them,
+    the rest copied from those in SQL with their tags and times.
+
+    Copying is what keeps a 50,000-article test cheap; it also gives fifty
+    articles each creation time, so the export's chunks must continue by id.
+    """
     assert callable(sessionmaker_source)
     async with sessionmaker_source() as session:
         await seed(
             session,
             password_hash="x",
             users=20,
-            articles=articles,
+            articles=SEEDED,
             comments=0,
             favorites=0,
             follows=0,
             seed_value=5,
         )
+        for copy in range(1, articles // SEEDED):
+            suffix = f"-copy{copy}"
+            await session.execute(
+                text(
+                    "INSERT INTO articles (slug, title, description, body, author_id,"
+                    " favorites_count, created_at, updated_at)"
+                    " SELECT slug || :suffix, title, description, body, author_id,"
+                    " favorites_count, created_at, updated_at"
+                    " FROM articles WHERE id <= :seeded"
+                ),
+                {"suffix": suffix, "seeded": SEEDED},
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO article_tags (article_id, tag_id, article_created_at)"
+                    " SELECT copied.id, tagged.tag_id, tagged.article_created_at"
+                    " FROM article_tags tagged"
+                    " JOIN articles seeded ON seeded.id = tagged.article_id"
+                    " JOIN articles copied ON copied.slug = seeded.slug || :suffix"
+                    " WHERE seeded.id <= :seeded"
+                ),
+                {"suffix": suffix, "seeded": SEEDED},
+            )
+        await session.commit()
 
 
 class TestExport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,17 @@ T = TypeVar("T")
 
 # Children before parents, every table the models declare.
 TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
+
+ALL_BACKENDS = ("sqlite", "postgresql")
+
+
+def selected_backends() -> tuple[str, ...]:
+    """The backends this run tests (``ASYNCPRESS_TEST_BACKENDS`` narrows them)."""
+    wanted = os.environ.get("ASYNCPRESS_TEST_BACKENDS")
+    if not wanted:
+        return ALL_BACKENDS
+    return tuple(b.strip() for b in wanted.split(",") if b.strip() in ALL_BACKENDS)
+
 
 # Every mailbox directory lives under one that is removed when the run ends.
 _MAILBOXES = tempfile.TemporaryDirectory(prefix="asyncpress-mailboxes-")

@@ -32,6 +32,7 @@ class Served:
         **env: str,
     ) -> None:
         self.env = env
+        self.database_url = database_url
         self.port = int(port) if port else free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
