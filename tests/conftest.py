@@ -22,8 +22,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from blockbuster import blockbuster_ctx
 from fastapi import FastAPI
-from servers.postgres import PostgresServer, empty_database
-from servers.processes import RedisServer
+from servers.postgres import PostgresServer, empty_database, free_port
+from servers.processes import Process, RedisServer, wait_for_port
 
 from asyncpress.app.main import create_app
 from asyncpress.core.config import Settings
@@ -127,14 +127,20 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def migrated_sqlite(sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated SQLite database of the test's own; its URL."""
+    target = tmp_path / "asyncpress.db"
+    shutil.copyfile(sqlite_template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
     if backend == "postgresql":
         url: str = request.getfixturevalue("postgres_url")
         return url
-    template: Path = request.getfixturevalue("sqlite_template")
-    target = tmp_path / "asyncpress.db"
-    shutil.copyfile(template, target)
-    return f"sqlite+aiosqlite:///{target}"
+    sqlite: str = request.getfixturevalue("migrated_sqlite")
+    return sqlite
 
 
 @pytest.fixture
@@ -182,6 +188,17 @@ def server(database_url: str, tmp_path: Path) -> Iterator[str]:
         yield served.base
     finally:
         served.process.stop(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """servers.upstream (pages for link previews) on a free port; yields its base URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("upstream") / "upstream.log"
+    process = Process(["-m", "servers.upstream", str(port)], log)
+    wait_for_port(port)
+    yield f"http://localhost:{port}"
+    process.kill()
 
 
 @pytest.fixture

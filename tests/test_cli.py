@@ -239,6 +239,22 @@ def test_a_misconfiguration_is_a_short_message(case: str, tmp_path: Path) -> Non
     assert "s3cret" not in result.stderr  # a password is never printed
 
 
+def test_serve_says_what_is_wrong_with_the_tracing_variables(migrated_sqlite: str) -> None:
+    result = _run(
+        "serve",
+        "--port",
+        str(free_port()),
+        database_url=migrated_sqlite,
+        OTEL_TRACES_EXPORTER="zipkin",
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "configuration error: OTEL_TRACES_EXPORTER=zipkin is not supported;"
+        " use otlp, console or none"
+    ]
+
+
 def test_a_database_behind_the_code_is_named_with_its_revision(fresh_sqlite: str) -> None:
     assert _run("db", "upgrade", "0002", database_url=fresh_sqlite).returncode == 0
     result = _run("seed", "--quiet", database_url=fresh_sqlite)

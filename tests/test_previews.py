@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from servers.postgres import free_port
-from servers.processes import Process, wait_for_port
 
 from asyncpress.core.config import Settings
 from asyncpress.previews.fetch import Fetcher
@@ -19,16 +16,6 @@ from asyncpress.previews.service import Previews, links_in
 from asyncpress.previews.ssrf import Refused, is_public, vet
 from tests.factories import create_article, register
 from tests.support.app import make_settings, row_count, wired
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("upstream") / "upstream.log"
-    process = Process(["-m", "servers.upstream", str(port)], Path(log))
-    wait_for_port(port)
-    yield f"http://localhost:{port}"
-    process.kill()
 
 
 @pytest.fixture

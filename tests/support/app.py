@@ -112,8 +112,7 @@ def count_statements(app: FastAPI) -> Iterator[StatementCounter]:
     def _record(
         _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
     ) -> None:
-        # Prepared reads on PostgreSQL (asyncpress.fast.rows.Prepared) come with no context.
-        if context is not None and context.execution_options.get(BACKGROUND):
+        if context.execution_options.get(BACKGROUND):
             return  # the event hub's own reads, not the request's
         if statement.split(None, 1)[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK"}:
             counter.statements.append(statement)

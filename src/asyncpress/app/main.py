@@ -17,6 +17,7 @@ from asyncpress.comments.router import router as comments_router
 from asyncpress.core.config import Settings, get_settings
 from asyncpress.core.errors import install_error_handlers
 from asyncpress.core.logs import configure_logging
+from asyncpress.core.tracing import Tracing, provider_from_environment
 from asyncpress.events.guard import StreamGuardMiddleware
 from asyncpress.events.router import router as events_router
 from asyncpress.notifications.router import router as notifications_router
@@ -53,7 +54,7 @@ TAGS = [
 ]
 
 
-def _install_middleware(app: FastAPI, settings: Settings) -> None:
+def _install_middleware(app: FastAPI, settings: Settings, tracing: Tracing) -> None:
     """The pure-ASGI layers, innermost first."""
     app.add_middleware(
         DeadlineMiddleware,
@@ -82,19 +83,21 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
     )
     # Outermost: every response, a CORS preflight's too, carries its id and
     # Server-Timing.
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, on_id=tracing.request_id_tagger())
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, tracing: Tracing | None = None) -> FastAPI:
+    """The app; ``tracing`` defaults to what the OTEL_* variables ask for (core.tracing)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_lines)
+    tracing = tracing or Tracing(provider_from_environment())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Read at each start: the settings of what the lifespan builds (the
         # database, the mail transport...) may be given anew to an app object
         # started again; the middleware keeps those it was created with.
-        async with running_services(app.state.settings) as wiring:
+        async with running_services(app.state.settings, tracing) as wiring:
             app.state.wiring = wiring
             yield
 
@@ -110,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
-    _install_middleware(app, settings)
+    _install_middleware(app, settings, tracing)
     api = APIRouter(prefix="/api")
     for router in (
         users_router,
@@ -127,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.include_router(ops_router)
+    # Last: the request's root span wraps every layer above.
+    tracing.app(app)
     return app
 
 

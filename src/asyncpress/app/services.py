@@ -18,6 +18,7 @@ from asyncpress.core.config import Settings
 from asyncpress.core.db.engine import create_engine, create_sessionmaker
 from asyncpress.core.ratelimit import RateLimits
 from asyncpress.core.security import Passwords, Tokens
+from asyncpress.core.tracing import Tracing
 from asyncpress.core.uow import Database
 from asyncpress.core.web import Wiring
 from asyncpress.events.guard import QuietSlowClients
@@ -60,10 +61,13 @@ def _fetcher(settings: Settings) -> tuple[httpx.AsyncClient, Fetcher]:
 
 
 @asynccontextmanager
-async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
+async def running_services(settings: Settings, tracing: Tracing) -> AsyncIterator[Wiring]:
     """Build the services, start their background work, yield them; stop and dispose."""
     # Building an engine touches the file system (SQLite paths): not on the loop.
     engine = await anyio.to_thread.run_sync(create_engine, settings)
+    tracing.engine(engine)
+    if settings.redis_url is not None:
+        tracing.start_redis()
     passwords = Passwords(settings)
     await passwords.prepare()
     sessionmaker = create_sessionmaker(engine)
@@ -74,6 +78,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
     limits = RateLimits(settings)
     renderer = Renderer(settings)
     http, fetcher = _fetcher(settings)
+    tracing.http_client(http)
     previews = Previews(sessionmaker, fetcher, settings.preview_max_age_s)
     after_commit = AfterCommit(cache, hub, outbox, previews)
     db = Database(engine, sessionmaker, after_commit)
@@ -125,3 +130,5 @@ async def running_services(settings: Settings) -> AsyncIterator[Wiring]:
         await renderer.close()
         await engine.dispose()
         passwords.close()
+        # Sends what the exporter still holds: a blocking call.
+        await anyio.to_thread.run_sync(tracing.stop)

@@ -119,12 +119,18 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
+    from asyncpress.core import tracing  # noqa: PLC0415
     from asyncpress.fast.uvicorn_protocols import (  # noqa: PLC0415
         EventHttpProtocol,
         EventSocketProtocol,
     )
 
     settings = _ready_settings()
+    try:
+        tracing.check()  # here, once, rather than a traceback from each worker
+    except tracing.TracingMisconfigured as exc:
+        _fail(f"configuration error: {exc}")
+        raise typer.Exit(2) from exc
     configure_logging(settings.log_level, settings.log_lines)
     # Each worker learns it is not alone (Settings.serve_workers): without
     # Redis, several processes must not keep caches of their own.

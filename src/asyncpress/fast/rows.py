@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.util import immutabledict
 
 
 class Prepared:
@@ -19,8 +20,9 @@ class Prepared:
     execution context, the adapter's cursor, ``Row`` objects) cost more CPU
     in the app than PostgreSQL spent running the statement (docs/benchmarks.md). The
     rows come back as asyncpg records: read them by column name.
-    ``before_cursor_execute`` listeners still see each statement, with no
-    cursor and no context; SQLAlchemy's echo (``DB_ECHO``) does not show it.
+    ``before_cursor_execute`` and ``after_cursor_execute`` listeners still
+    see each statement, with no cursor and a ``DirectContext``; SQLAlchemy's
+    echo (``DB_ECHO``) does not show it.
     On SQLite it runs through the session as usual.
     """
 
@@ -46,7 +48,25 @@ class Prepared:
         args = tuple(params[name] for name in names)
         sync = connection.sync_connection
         assert sync is not None
-        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
-        raw = await connection.get_raw_connection()
-        records: list[Any] = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+        # The engine's listeners see the statement as if SQLAlchemy ran it
+        # (statement counts, traces' SQL spans): with no cursor, and a context
+        # that only holds what a listener keeps between before and after.
+        context = DirectContext()
+        sync.dispatch.before_cursor_execute(sync, None, sql, args, context, False)
+        try:
+            raw = await connection.get_raw_connection()
+            records: list[Any] = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+        finally:
+            # On failure too: a listener's span must end.
+            sync.dispatch.after_cursor_execute(sync, None, sql, args, context, False)
         return records
+
+
+class DirectContext:
+    """The execution context given to listeners for a driver-direct read.
+
+    SQLAlchemy's own has much more; listeners of this app read only its
+    execution options, and tracing keeps its span on it.
+    """
+
+    execution_options: Mapping[str, Any] = immutabledict()

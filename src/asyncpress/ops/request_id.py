@@ -21,6 +21,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,8 +66,10 @@ def route_template(scope: Scope) -> str | None:
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_id: Callable[[str], None] | None = None) -> None:
         self.app = app
+        # Given the id of each request (tracing puts it on the request's span).
+        self.on_id = on_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,6 +77,8 @@ class RequestIdMiddleware:
             return
         request_id = _given(scope) or uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
+        if self.on_id is not None:
+            self.on_id(request_id)
         started = time.perf_counter()
         status = 500  # what the client gets when nothing else was sent
         answered = False
