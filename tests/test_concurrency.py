@@ -11,8 +11,10 @@ import asyncio
 import httpx
 from fastapi import FastAPI
 
+from asyncpress.core.uow import Database
+from asyncpress.events import journal
 from tests.factories import create_article, register
-from tests.support.app import row_count
+from tests.support.app import row_count, wired
 
 
 class TestConcurrentWrites:
@@ -99,3 +101,31 @@ class TestConcurrentWrites:
         renamed = {r.json()["article"]["slug"] for r in responses}
         assert len(renamed) == 23
         assert all(s.startswith("one-title") for s in renamed)
+
+
+async def test_an_event_id_is_not_visible_before_a_lower_one_commits(app: FastAPI) -> None:
+    """Ids are taken in commit order (events.journal): while one write holds
+    an event id uncommitted, another write's event waits, so a reader that
+    has seen id N never finds a lower id committed later (it would skip it
+    for good).
+    """
+    db = wired(app, Database)
+    second_done = asyncio.Event()
+
+    async def second() -> None:
+        async with db.write() as uow:
+            await journal.append(uow, "test.second", {}, ["global"])
+            await uow.commit()
+        second_done.set()
+
+    async with db.write() as first:
+        await journal.append(first, "test.first", {}, ["global"])
+        other = asyncio.create_task(second())
+        await asyncio.sleep(0.5)
+        # The second write waits on the first: its id would jump the queue.
+        assert not second_done.is_set()
+        await first.commit()
+    await other
+    async with db.sessionmaker() as session:
+        logged = await journal.after(session, 0, 10)
+    assert [e.type for e in logged] == ["test.first", "test.second"]

@@ -3,7 +3,7 @@
 Ids are handed out in commit order, so a reader that has seen id N has seen
 everything below N that will ever exist. SQLite gets this for free (one
 writer at a time); on PostgreSQL a transaction-scoped advisory lock, taken
-just before the insert and released by the commit that follows it,
+by the insert itself and released by the commit that follows it,
 serialises the few microseconds between taking an id and committing it.
 """
 
@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.sse import format_sse_event
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Insert, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.bulk import table_of
 from asyncpress.core.logs import current_request_id
 from asyncpress.core.schemas import iso_millis
 from asyncpress.core.uow import UnitOfWork
@@ -77,19 +78,35 @@ async def append(
     time as possible.
     """
     session = uow.session
+    row = {
+        "type": event_type,
+        "created_at": utcnow(),
+        "channels": " ".join(sorted(set(channels))),
+        "data": compact_json(data),
+        "request_id": current_request_id(),
+    }
     bind = session.bind
     if bind is not None and bind.dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
-    await session.execute(
-        insert(Event).values(
-            type=event_type,
-            created_at=utcnow(),
-            channels=" ".join(sorted(set(channels))),
-            data=compact_json(data),
-            request_id=current_request_id(),
-        )
-    )
+        await session.execute(_LOCKED_INSERT, row)
+    else:
+        await session.execute(insert(Event), row)
     uow.wake_streams()
+
+
+def _locked_insert() -> Insert:
+    """The lock and the insert in one statement (one round trip).
+
+    The row is selected from the lock's CTE, so PostgreSQL takes the lock
+    before it draws the row's id.
+    """
+    lock = select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY).label("held")).cte("event_lock")
+    table = table_of(Event)
+    columns = [table.c[name] for name in ("type", "created_at", "channels", "data", "request_id")]
+    values = select(*(bindparam(c.name, type_=c.type) for c in columns)).select_from(lock)
+    return insert(table).from_select(columns, values)
+
+
+_LOCKED_INSERT = _locked_insert()
 
 
 def _loaded(row: Event) -> LoggedEvent:
