@@ -30,6 +30,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal,
     null,
     select,
     update,
@@ -416,31 +417,49 @@ async def _unlink_tags(session: AsyncSession, article_id: int) -> list[int]:
 
 
 async def add_favorite(session: AsyncSession, user_id: int, article_id: int) -> bool:
-    """Favorite; True when this call added it."""
+    """Favorite; True when this call added it (the count goes up with it)."""
+    if dialect_of(session) == "postgresql":
+        # One statement: the row, and the count only if the row was new.
+        added = (
+            insert_ignoring_conflicts(session, Favorite)
+            .values(user_id=user_id, article_id=article_id)
+            .returning(Favorite.article_id)
+            .cte("added")
+        )
+        return await _count_moved(session, added.c.article_id, +1)
     inserted = await session.execute(
         insert_ignoring_conflicts(session, Favorite).values(user_id=user_id, article_id=article_id)
     )
     if inserted.rowcount:  # type: ignore[attr-defined]
-        await session.execute(
-            update(Article)
-            .where(Article.id == article_id)
-            .values(favorites_count=Article.favorites_count + 1)
-        )
+        await _count_moved(session, literal(article_id), +1)
     return bool(inserted.rowcount)  # type: ignore[attr-defined]
 
 
 async def remove_favorite(session: AsyncSession, user_id: int, article_id: int) -> bool:
-    """Unfavorite; True when this call removed it."""
-    removed = await session.execute(
-        delete(Favorite).where(Favorite.user_id == user_id, Favorite.article_id == article_id)
+    """Unfavorite; True when this call removed it (the count goes down with it)."""
+    mine = (Favorite.user_id == user_id, Favorite.article_id == article_id)
+    if dialect_of(session) == "postgresql":
+        removed = delete(Favorite).where(*mine).returning(Favorite.article_id).cte("removed")
+        return await _count_moved(session, removed.c.article_id, -1)
+    deleted = await session.execute(delete(Favorite).where(*mine))
+    if deleted.rowcount:  # type: ignore[attr-defined]
+        await _count_moved(session, literal(article_id), -1)
+    return bool(deleted.rowcount)  # type: ignore[attr-defined]
+
+
+async def _count_moved(session: AsyncSession, article_id: ColumnElement[Any], by: int) -> bool:
+    """Move ``favorites_count`` of the article ``article_id`` names; True if one was.
+
+    Given a column of a CTE that wrote the favorite row, PostgreSQL runs
+    both in one statement, and moves the count only if that row changed.
+    """
+    moved = await session.execute(
+        update(Article)
+        .where(Article.id == article_id)
+        .values(favorites_count=Article.favorites_count + by)
+        .execution_options(synchronize_session=False)
     )
-    if removed.rowcount:  # type: ignore[attr-defined]
-        await session.execute(
-            update(Article)
-            .where(Article.id == article_id)
-            .values(favorites_count=Article.favorites_count - 1)
-        )
-    return bool(removed.rowcount)  # type: ignore[attr-defined]
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
 async def delete_article(session: AsyncSession, article_id: int) -> None:
