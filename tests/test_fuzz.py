@@ -23,7 +23,7 @@ CONFIG = Path(__file__).parent / "support" / "schemathesis.toml"
 # Per backend, schemathesis takes one core for its whole budget (MAX_TIME_S):
 # the suite's largest CPU cost, sized to keep `make test` within 4 minutes.
 EXAMPLES_PER_OPERATION = 4
-MAX_TIME_S = 28
+MAX_TIME_S = 24
 SEED = 20261126
 
 
