@@ -109,6 +109,8 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         summary="RealWorld (Conduit) API and more, on async FastAPI.",
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # The request's root span, around every layer (core.tracing).
+        telemetry=tracing.fastapi_telemetry(),
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -130,8 +132,6 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         api.include_router(router)
     app.include_router(api)
     app.include_router(ops_router)
-    # Last: the request's root span wraps every layer above.
-    tracing.app(app)
     return app
 
 

@@ -8,14 +8,16 @@ off whatever else is set. Everything else the SDK reads itself: the sampler
 (``OTEL_TRACES_SAMPLER``), the resource (``OTEL_SERVICE_NAME``,
 ``OTEL_RESOURCE_ATTRIBUTES``), the exporter's endpoint, headers and timeout.
 
-The OpenTelemetry packages are the ``tracing`` extra
+The SDK and the instrumentations are the ``tracing`` extra
 (``pip install 'asyncpress[tracing]'``); nothing here imports them while
-tracing is off, so an app without them, or with tracing off, pays nothing.
+tracing is off. (FastAPI itself depends on the OpenTelemetry API: its own
+telemetry is told to stay off then.)
 
-What is traced: each HTTP request (the root span, carrying the request's
-id), every SQL statement (SQLAlchemy's, and the driver-direct reads of
-``asyncpress.fast.rows``, which report to the same listeners), the app's
-outbound HTTP calls (link previews) and its Redis commands.
+What is traced: each HTTP request (its root span is FastAPI's own, made
+with this provider, and carries the request's id), every SQL statement
+(SQLAlchemy's, and the driver-direct reads of ``asyncpress.fast.rows``,
+which report to the same listeners), the app's outbound HTTP calls (link
+previews) and its Redis commands.
 """
 
 from __future__ import annotations
@@ -23,22 +25,26 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asyncpress import __version__
 
 if TYPE_CHECKING:
     import httpx
-    from fastapi import FastAPI
+    from fastapi.telemetry import TelemetryConfig
     from opentelemetry.sdk.trace import TracerProvider
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 EXTRA = "pip install 'asyncpress[tracing]'"
 # Health checks and scrapes come every few seconds from machines; their
-# spans would drown the requests of people. OTEL_PYTHON_FASTAPI_EXCLUDED_URLS
-# replaces this list.
-EXCLUDED_URLS = "/api/health,/metrics"
+# spans would drown the requests of people.
+NOT_TRACED = frozenset({"/api/health", "/metrics"})
+FLUSH_TIMEOUT_MS = 3000
 REQUEST_ID_ATTRIBUTE = "asyncpress.request_id"
+
+
+def _not_traced(scope: Mapping[str, Any]) -> bool:
+    return scope.get("path") in NOT_TRACED
 
 
 class TracingMisconfigured(Exception):
@@ -143,7 +149,6 @@ class Tracing:
             # Imported now, when the app is built: the lifespan runs on the
             # event loop, where reading modules from disk would block it.
             for module in (
-                "opentelemetry.instrumentation.fastapi",
                 "opentelemetry.instrumentation.httpx",
                 "opentelemetry.instrumentation.redis",
                 "opentelemetry.instrumentation.sqlalchemy.engine",
@@ -151,25 +156,23 @@ class Tracing:
             ):
                 importlib.import_module(module)
 
-    @property
-    def on(self) -> bool:
-        return self.provider is not None
+    def fastapi_telemetry(self) -> TelemetryConfig:
+        """``FastAPI(telemetry=...)``: the framework's own request spans.
 
-    def app(self, app: FastAPI) -> None:
-        """The root span of each request (before the app's middleware stack is built)."""
+        FastAPI makes the root span of each request itself (and spans for
+        its dependencies, endpoint and serialisation below it) with the
+        provider given here. Its metrics and logs are off: /metrics and the
+        JSON logs carry those. Off entirely when tracing is off, so a request
+        does not even look for a configured provider.
+        """
         if self.provider is None:
-            return
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: PLC0415
-
-        FastAPIInstrumentor.instrument_app(
-            app,
-            tracer_provider=self.provider,
-            excluded_urls=None
-            if os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS")
-            else EXCLUDED_URLS,
-            # One span per request; the ASGI messages' own spans say nothing more.
-            exclude_spans=["receive", "send"],
-        )
+            return {"tracing": False, "metrics": False, "logs": False}
+        return {
+            "tracer_provider": self.provider,
+            "metrics": False,
+            "logs": False,
+            "exclude": _not_traced,
+        }
 
     def request_id_tagger(self) -> Callable[[str], None] | None:
         """What puts a request's id on its root span (None when off)."""
@@ -222,4 +225,5 @@ class Tracing:
 
             RedisInstrumentor().uninstrument()
             self._redis_instrumented = False
-        self.provider.force_flush()
+        # Bounded: a collector that does not answer must not hold up a stop.
+        self.provider.force_flush(timeout_millis=FLUSH_TIMEOUT_MS)
