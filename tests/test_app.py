@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +24,7 @@ from sqlalchemy.orm import RelationshipProperty
 from asyncpress.app.main import create_app
 from asyncpress.app.models import Base
 from asyncpress.core.config import Settings
+from asyncpress.core.migrate import upgrade
 from asyncpress.core.schemas import iso_millis
 from asyncpress.core.uow import Database
 from tests.support import contract
@@ -118,6 +123,30 @@ class TestEventLoopGuard:
         assert response.status_code == 500
         logged = [r.exc_info[0] for r in caplog.records if r.exc_info]
         assert logged == [BlockingError]
+
+
+async def test_the_certificate_store_is_loaded_once_per_process_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preview client's TLS context reads the CA bundle: tens of ms of CPU and file reads.
+
+    It is built once per process, in a worker thread, however many times the
+    app starts (the test suite starts it hundreds of times).
+    """
+    built_on: list[bool] = []
+    create = ssl.create_default_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built_on.append(threading.current_thread() is threading.main_thread())
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    for n in range(2):
+        url = f"sqlite+aiosqlite:///{tmp_path / f'{n}.db'}"
+        await run_sync(upgrade, url)
+        async with LifespanManager(create_app(make_settings(url))):
+            pass
+    assert built_on in ([], [False])
 
 
 class TestDatabaseSettings:

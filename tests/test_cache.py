@@ -25,6 +25,7 @@ from asyncpress.users.models import User
 from tests.factories import Account, create_article, register
 from tests.support import contract
 from tests.support.app import count_statements, make_settings, wired
+from tests.support.http import TLS
 from tests.support.live import Served
 
 
@@ -345,7 +346,16 @@ class TestSeveralProcessesWithoutRedis:
     ) -> None:
         served = Served(database_url, tmp_path, "two-workers", workers="2", LOG_LEVEL="WARNING")
         try:
-            with httpx.Client(base_url=served.base, timeout=10) as http:
+            with (
+                httpx.Client(base_url=served.base, verify=TLS, timeout=10) as http,
+                # A connection per request, so reads land on both workers and fill any cache.
+                httpx.Client(
+                    base_url=served.base,
+                    verify=TLS,
+                    timeout=10,
+                    limits=httpx.Limits(max_keepalive_connections=0),
+                ) as fresh,
+            ):
                 user = {"username": "w", "email": "w@example.com", "password": "p" * 8}
                 token = http.post("/api/users", json={"user": user}).json()["user"]["token"]
                 auth = {"Authorization": f"Token {token}"}
@@ -353,20 +363,16 @@ class TestSeveralProcessesWithoutRedis:
                 slug = http.post("/api/articles", json={"article": article}, headers=auth).json()[
                     "article"
                 ]["slug"]
-                # Fresh connections, so reads land on both workers and fill any cache.
                 for _ in range(20):
-                    assert httpx.get(f"{served.base}/api/articles/{slug}").status_code == 200
+                    assert fresh.get(f"/api/articles/{slug}").status_code == 200
                 edited = {"article": {"body": "new text"}}
                 http.put(f"/api/articles/{slug}", json=edited, headers=auth)
                 bodies = {
-                    httpx.get(f"{served.base}/api/articles/{slug}").json()["article"]["body"]
-                    for _ in range(20)
+                    fresh.get(f"/api/articles/{slug}").json()["article"]["body"] for _ in range(20)
                 }
                 assert bodies == {"new text"}
                 http.delete(f"/api/articles/{slug}", headers=auth)
-                statuses = {
-                    httpx.get(f"{served.base}/api/articles/{slug}").status_code for _ in range(20)
-                }
+                statuses = {fresh.get(f"/api/articles/{slug}").status_code for _ in range(20)}
                 assert statuses == {404}
             assert "caching is off" in served.process.output()
         finally:

@@ -20,6 +20,7 @@ from servers.postgres import empty_database
 from servers.processes import TEST_SECRET, Process, RedisServer
 
 from tests.factories import Account, add_comment, create_article, register
+from tests.support.http import TLS
 from tests.support.live import Served, socket, sse, until
 
 pytestmark = pytest.mark.postgres_only
@@ -39,7 +40,7 @@ class Cluster:
     nginx: NginxServer
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.nginx.base, timeout=10)
+        return httpx.AsyncClient(base_url=self.nginx.base, verify=TLS, timeout=10)
 
     def restart(self, n: int) -> None:
         """Drain app ``n`` at the balancer, stop it (SIGTERM), start it again, put it back."""
@@ -295,7 +296,9 @@ async def test_metrics_through_the_balancer_sum_every_worker(
         # kernel has handed some to each worker.
         limits = httpx.Limits(max_keepalive_connections=0)
         requests = 0
-        async with httpx.AsyncClient(base_url=app.base, limits=limits, timeout=10) as direct:
+        async with httpx.AsyncClient(
+            base_url=app.base, limits=limits, verify=TLS, timeout=10
+        ) as direct:
             for _ in range(30):
                 answers = await asyncio.gather(*(direct.get("/api/tags") for _ in range(40)))
                 assert {a.status_code for a in answers} == {200}
@@ -321,5 +324,8 @@ async def test_metrics_through_the_balancer_sum_every_worker(
 def cluster_client(nginx: NginxServer) -> httpx.AsyncClient:
     # A new connection per request: nginx's workers spread them too.
     return httpx.AsyncClient(
-        base_url=nginx.base, limits=httpx.Limits(max_keepalive_connections=0), timeout=10
+        base_url=nginx.base,
+        limits=httpx.Limits(max_keepalive_connections=0),
+        verify=TLS,
+        timeout=10,
     )

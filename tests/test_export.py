@@ -18,6 +18,7 @@ from asyncpress.core.db.engine import create_sessionmaker
 from asyncpress.core.uow import Database
 from tests.factories import create_article, register
 from tests.support.app import wired
+from tests.support.http import TLS
 
 SEEDED = 1_000
 
@@ -147,11 +148,11 @@ def test_a_client_that_disconnects_stops_the_export(server: str, database_url: s
     asyncio.run(fill())
 
     def exported() -> int:
-        metrics = httpx.get(f"{server}/metrics", timeout=10).text
+        metrics = httpx.get(f"{server}/metrics", verify=TLS, timeout=10).text
         found = re.search(r"^asyncpress_export_rows_total ([\d.e+]+)$", metrics, re.M)
         return int(float(found.group(1)))  # type: ignore[union-attr]
 
-    with httpx.stream("GET", f"{server}/api/articles/export", timeout=10) as response:
+    with httpx.stream("GET", f"{server}/api/articles/export", verify=TLS, timeout=10) as response:
         first = next(response.iter_bytes())
         assert first
     time.sleep(1.0)
@@ -159,5 +160,5 @@ def test_a_client_that_disconnects_stops_the_export(server: str, database_url: s
     time.sleep(1.0)
     assert exported() == stopped_at  # nothing more was read after the client left
     assert stopped_at < 20_000
-    metrics = httpx.get(f"{server}/metrics", timeout=10).text
+    metrics = httpx.get(f"{server}/metrics", verify=TLS, timeout=10).text
     assert "asyncpress_db_pool_checked_out 0.0" in metrics

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from servers.postgres import empty_database
 
+from tests.support.http import TLS
 from tests.support.live import Served
 
 CONFIG = Path(__file__).parent / "support" / "schemathesis.toml"
@@ -43,9 +44,9 @@ def test_the_api_keeps_its_openapi_contract_under_fuzzing(
 
 def _fuzz(server: str, tmp_path: Path) -> None:
     user = {"username": "fuzzer", "email": "fuzzer@example.com", "password": "password1"}
-    token = httpx.post(f"{server}/api/users", json={"user": user}, timeout=10).json()["user"][
-        "token"
-    ]
+    token = httpx.post(f"{server}/api/users", json={"user": user}, verify=TLS, timeout=10).json()[
+        "user"
+    ]["token"]
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
         "--config-file",

@@ -21,6 +21,8 @@ import pytest
 from servers.postgres import empty_database, free_port
 from servers.processes import TEST_SECRET, Process, SmtpSink
 
+from tests.support.http import TLS
+
 pytestmark = pytest.mark.postgres_only
 
 
@@ -86,7 +88,7 @@ class Cluster:
 
         def healthy() -> bool:
             try:
-                return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
+                return httpx.get(f"{base}/api/health", verify=TLS, timeout=1).status_code == 200
             except httpx.TransportError:
                 assert process.popen.poll() is None, process.output()
                 return False
@@ -124,7 +126,7 @@ def cluster(database_url: str, sink: SmtpSink, tmp_path: Path) -> Iterator[Clust
 
 def comment_on_article(base: str) -> int:
     """alice writes an article, bob comments on it. Returns the comment id."""
-    with httpx.Client(base_url=f"{base}/api", timeout=10) as api:
+    with httpx.Client(base_url=f"{base}/api", verify=TLS, timeout=10) as api:
         tokens = {}
         for name in ("alice", "bob"):
             user = {"username": name, "email": f"{name}@example.com", "password": "password1"}

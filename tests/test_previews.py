@@ -16,6 +16,7 @@ from asyncpress.previews.service import Previews, links_in
 from asyncpress.previews.ssrf import Refused, is_public, vet
 from tests.factories import create_article, register
 from tests.support.app import make_settings, row_count, wired
+from tests.support.http import TLS
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ class TestLinkPreview:
         self, client: httpx.AsyncClient, app: FastAPI, upstream: str
     ) -> None:
         url = f"{upstream}/page?t=Stored"
-        async with httpx.AsyncClient() as direct:
+        async with httpx.AsyncClient(verify=TLS) as direct:
             before = (await direct.get(f"{upstream}/hits")).json().get("/page", 0)
             for _ in range(3):
                 assert (await _preview(client, url)).status_code == 200
@@ -268,7 +269,7 @@ class TestAddressVetting:
         async def two_addresses(_host: str, _port: int) -> list[str]:
             return ["93.184.216.34", "10.0.0.1"]
 
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(verify=TLS) as http:
             fetcher = Fetcher(http, deadline_s=2, resolver=two_addresses)
             with pytest.raises(Refused, match=r"10\.0\.0\.1"):
                 await fetcher.preview("http://two-faced.example/")

@@ -16,6 +16,7 @@ from servers.processes import RedisServer
 
 from asyncpress.app.main import create_app
 from tests.support.app import make_settings, row_count
+from tests.support.http import TLS
 from tests.support.live import Served
 
 LIMITS = {
@@ -155,6 +156,7 @@ def test_a_served_process_limits_the_address_its_proxy_forwards(
                     "X-Forwarded-Proto": "https",
                     "X-Request-ID": f"lb-{name}",
                 },
+                verify=TLS,
                 timeout=10,
             ).status_code
 

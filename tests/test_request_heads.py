@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.http import TLS
 from tests.support.live import Served
 
 
@@ -62,7 +63,7 @@ class TestHeadSize:
         assert answer.startswith(b"HTTP/1.1 431 ")
 
     async def test_a_large_body_is_not_taken_for_a_large_head(self, served: Served) -> None:
-        async with httpx.AsyncClient(base_url=served.base, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=served.base, verify=TLS, timeout=10) as http:
             response = await http.post(
                 "/api/render", json={"markdown": "x" * 90_000}, headers={"X-Ok": "v" * 8000}
             )
@@ -89,5 +90,5 @@ class TestHeadTime:
     async def test_many_idle_sockets_are_all_closed(self, served: Served) -> None:
         answers = await asyncio.gather(*(_exchange(served, [b"G"]) for _ in range(200)))
         assert all(a == b"" or a.startswith(b"HTTP/1.1 408 ") for a in answers)
-        async with httpx.AsyncClient(base_url=served.base, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=served.base, verify=TLS, timeout=10) as http:
             assert (await http.get("/api/tags")).status_code == 200

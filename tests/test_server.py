@@ -5,11 +5,12 @@ from __future__ import annotations
 import httpx
 
 from tests.support import contract
+from tests.support.http import TLS
 
 
 async def test_front_end_journey(server: str) -> None:
     async with httpx.AsyncClient(
-        base_url=f"{server}/api", event_hooks={"response": [contract.hook]}, timeout=10
+        base_url=f"{server}/api", event_hooks={"response": [contract.hook]}, verify=TLS, timeout=10
     ) as api:
         preflight = await api.options(
             "/users",

@@ -27,6 +27,7 @@ from asyncpress.core.config import Settings
 from asyncpress.core.tracing import REQUEST_ID_ATTRIBUTE, Tracing, TracingMisconfigured
 from tests.factories import create_article, register
 from tests.support.app import make_settings
+from tests.support.http import TLS
 from tests.support.live import Served
 
 
@@ -231,7 +232,7 @@ def test_a_served_process_traces_when_the_environment_asks(
     )
     try:
         response = httpx.get(
-            f"{served.base}/api/tags", headers={"X-Request-ID": "env-1"}, timeout=5
+            f"{served.base}/api/tags", headers={"X-Request-ID": "env-1"}, verify=TLS, timeout=5
         )
         assert response.status_code == 200
         # The exporter runs in the SDK's thread, every 50 ms here.

@@ -17,6 +17,8 @@ from servers.postgres import free_port
 from servers.processes import TEST_SECRET, Process
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.support.http import TLS
+
 
 class Served:
     """``asyncpress serve`` in its own process on a free 127.0.0.1 port."""
@@ -55,7 +57,7 @@ class Served:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{self.base}/api/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.base}/api/health", verify=TLS, timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -64,10 +66,10 @@ class Served:
             time.sleep(0.1)
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base, timeout=10)
+        return httpx.AsyncClient(base_url=self.base, verify=TLS, timeout=10)
 
     def metric(self, name: str) -> dict[str, float]:
-        text = httpx.get(f"{self.base}/metrics", timeout=5).text
+        text = httpx.get(f"{self.base}/metrics", verify=TLS, timeout=5).text
         return {
             line.split(" ")[0]: float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,9 +46,17 @@ from asyncpress.users.service import Accounts
 log = logging.getLogger("asyncpress")
 
 
-def _fetcher(settings: Settings) -> tuple[httpx.AsyncClient, Fetcher]:
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle reads files and costs tens of milliseconds of CPU:
+    # once per process (an SSLContext is shared safely), in a worker thread.
+    return httpx.create_ssl_context()
+
+
+def _fetcher(settings: Settings, tls: ssl.SSLContext) -> tuple[httpx.AsyncClient, Fetcher]:
     """One client for every outbound request (pooled, bounded), and the preview fetcher on it."""
     http = httpx.AsyncClient(
+        verify=tls,
         timeout=httpx.Timeout(settings.preview_timeout_s),
         limits=httpx.Limits(max_connections=settings.preview_max_connections),
         follow_redirects=False,
@@ -77,7 +87,7 @@ async def running_services(settings: Settings, tracing: Tracing) -> AsyncIterato
     cache = Cache(backend_for(settings))
     limits = RateLimits(settings)
     renderer = Renderer(settings)
-    http, fetcher = _fetcher(settings)
+    http, fetcher = _fetcher(settings, await anyio.to_thread.run_sync(_tls_context))
     tracing.http_client(http)
     previews = Previews(sessionmaker, fetcher, settings.preview_max_age_s)
     after_commit = AfterCommit(cache, hub, outbox, previews)
