@@ -8,8 +8,12 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from asyncpress.articles import repository as articles
+from asyncpress.articles.models import Article
 from asyncpress.core.uow import Database, FollowUps
+from asyncpress.events import journal
 from asyncpress.tags.models import Tag
+from asyncpress.users.models import User
 from tests.factories import create_article, register
 from tests.support.app import row_count, wired
 
@@ -74,6 +78,41 @@ async def test_a_write_that_raises_commits_nothing_and_follows_up_nothing(
         await refused_write()
     assert after.runs == []
     assert await row_count(app, "tags") == 0
+
+
+async def test_a_driver_direct_write_first_in_a_unit_rolls_back_with_it(
+    app: FastAPI, client: httpx.AsyncClient, recorded: tuple[Database, Recorded]
+) -> None:
+    """A favorite and an event sent driver-direct (fast.rows) as the unit's first
+    statements are inside its transaction: a rollback takes them back."""
+    db, after = recorded
+    author, reader = await register(client), await register(client)
+    slug = (await create_article(client, author))["slug"]
+    async with db.session() as session:
+        article_id = await session.scalar(select(Article.id).where(Article.slug == slug))
+        reader_id = await session.scalar(select(User.id).where(User.username == reader.username))
+    assert article_id is not None
+    assert reader_id is not None
+
+    class Refused(Exception):
+        pass
+
+    async def refused_write() -> None:
+        async with db.write() as uow:
+            assert await articles.add_favorite(uow.session, reader_id, article_id)
+            await journal.append(uow, "test.lost", {}, ["global"])
+            raise Refused
+
+    with pytest.raises(Refused):
+        await refused_write()
+    assert after.runs == []
+    assert await row_count(app, "favorites") == 0
+    async with db.session() as session:
+        assert [e.type for e in await journal.after(session, 0, 100) if e.type == "test.lost"] == []
+        count = await session.scalar(
+            select(Article.favorites_count).where(Article.id == article_id)
+        )
+    assert count == 0
 
 
 async def test_a_commit_that_fails_follows_up_nothing(

@@ -30,18 +30,18 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    literal,
     null,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from asyncpress.articles.models import Article, Favorite, RetiredSlug
-from asyncpress.core.db.base import utc
-from asyncpress.core.db.bulk import insert_ignoring_conflicts
+from asyncpress.core.db.base import utc, utcnow
+from asyncpress.core.db.bulk import insert_ignoring_conflicts, table_of
 from asyncpress.core.db.engine import dialect_of
 from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.models import Follow
@@ -49,6 +49,7 @@ from asyncpress.profiles.repository import following_expr, profile_from_row
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.tags import uses as tag_uses
 from asyncpress.tags.models import Tag, article_tags
+from asyncpress.users import repository as users_repository
 from asyncpress.users.models import User
 
 # The filters a page can have, in the order their shapes are keyed.
@@ -338,14 +339,39 @@ async def by_slug(session: AsyncSession, slug: str) -> Article | None:
     return None if renamed is None else await by_slug(session, renamed)
 
 
-async def with_author(session: AsyncSession, slug: str) -> tuple[Article, User] | None:
-    """The article and its author's row, in one statement."""
-    stmt = (
-        select(Article, User).join(User, User.id == Article.author_id).where(Article.slug == slug)
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An article as a write on it (a favorite, a comment) needs it."""
+
+    id: int
+    slug: str
+    title: str
+
+
+def _with_author() -> Prepared:
+    articles, users = table_of(Article), table_of(User)
+    return Prepared(
+        select(
+            articles.c.id.label("article_id"),
+            articles.c.slug.label("article_slug"),
+            articles.c.title.label("article_title"),
+            *users.c,
+        )
+        .join_from(articles, users, users.c.id == articles.c.author_id)
+        .where(articles.c.slug == bindparam("slug", type_=String))
     )
-    row = (await session.execute(stmt)).one_or_none()
-    if row is not None:
-        return row[0], row[1]
+
+
+_WITH_AUTHOR = _with_author()
+
+
+async def with_author(session: AsyncSession, slug: str) -> tuple[Target, User] | None:
+    """The article and its author (detached), in one driver-direct statement."""
+    rows = await _WITH_AUTHOR.rows(session, {"slug": slug})
+    if rows:
+        row = rows[0]
+        target = Target(row["article_id"], row["article_slug"], row["article_title"])
+        return target, users_repository.detached(row)
     renamed = await current_slug(session, slug)
     return None if renamed is None else await with_author(session, renamed)
 
@@ -416,50 +442,87 @@ async def _unlink_tags(session: AsyncSession, article_id: int) -> list[int]:
     return list(result.scalars().all())
 
 
+# Favorites are written on the table, not the mapped class: the ORM's bulk
+# paths cost more CPU than the statements' round trips.
+_FAVORITES = table_of(Favorite)
+
+
+def _favorite_moves() -> tuple[Prepared, Prepared]:
+    """PostgreSQL's favorite and unfavorite: the row and the count in one statement.
+
+    A CTE writes (or deletes) the favorite row and returns its article; the
+    UPDATE moves the count only if it did, and returns the article's id: no
+    row back means nothing changed. Built once, sent driver-direct.
+    """
+    favorites, articles = _FAVORITES, table_of(Article)
+    user = bindparam("user_id", type_=Integer)
+    article = bindparam("article_id", type_=Integer)
+    added = (
+        pg_insert(favorites)
+        .values(user_id=user, article_id=article, created_at=bindparam("now"))
+        .on_conflict_do_nothing()
+        .returning(favorites.c.article_id)
+        .cte("added")
+    )
+    removed = (
+        delete(favorites)
+        .where(favorites.c.user_id == user, favorites.c.article_id == article)
+        .returning(favorites.c.article_id)
+        .cte("removed")
+    )
+    moves = []
+    for changed, by in ((added, 1), (removed, -1)):
+        moves.append(
+            Prepared(
+                update(articles)
+                .where(articles.c.id == changed.c.article_id)
+                .values(favorites_count=articles.c.favorites_count + by)
+                .returning(articles.c.id)
+            )
+        )
+    return moves[0], moves[1]
+
+
+_FAVORITE, _UNFAVORITE = _favorite_moves()
+
+
 async def add_favorite(session: AsyncSession, user_id: int, article_id: int) -> bool:
     """Favorite; True when this call added it (the count goes up with it)."""
     if dialect_of(session) == "postgresql":
-        # One statement: the row, and the count only if the row was new.
-        added = (
-            insert_ignoring_conflicts(session, Favorite)
-            .values(user_id=user_id, article_id=article_id)
-            .returning(Favorite.article_id)
-            .cte("added")
-        )
-        return await _count_moved(session, added.c.article_id, +1)
+        params = {"user_id": user_id, "article_id": article_id, "now": utcnow()}
+        return bool(await _FAVORITE.rows(session, params))
     inserted = await session.execute(
-        insert_ignoring_conflicts(session, Favorite).values(user_id=user_id, article_id=article_id)
+        insert_ignoring_conflicts(session, _FAVORITES).values(
+            user_id=user_id, article_id=article_id
+        )
     )
     if inserted.rowcount:  # type: ignore[attr-defined]
-        await _count_moved(session, literal(article_id), +1)
+        await _count_moved(session, article_id, +1)
     return bool(inserted.rowcount)  # type: ignore[attr-defined]
 
 
 async def remove_favorite(session: AsyncSession, user_id: int, article_id: int) -> bool:
     """Unfavorite; True when this call removed it (the count goes down with it)."""
-    mine = (Favorite.user_id == user_id, Favorite.article_id == article_id)
     if dialect_of(session) == "postgresql":
-        removed = delete(Favorite).where(*mine).returning(Favorite.article_id).cte("removed")
-        return await _count_moved(session, removed.c.article_id, -1)
-    deleted = await session.execute(delete(Favorite).where(*mine))
+        params = {"user_id": user_id, "article_id": article_id}
+        return bool(await _UNFAVORITE.rows(session, params))
+    table = _FAVORITES
+    deleted = await session.execute(
+        delete(table).where(table.c.user_id == user_id, table.c.article_id == article_id)
+    )
     if deleted.rowcount:  # type: ignore[attr-defined]
-        await _count_moved(session, literal(article_id), -1)
+        await _count_moved(session, article_id, -1)
     return bool(deleted.rowcount)  # type: ignore[attr-defined]
 
 
-async def _count_moved(session: AsyncSession, article_id: ColumnElement[Any], by: int) -> bool:
-    """Move ``favorites_count`` of the article ``article_id`` names; True if one was.
-
-    Given a column of a CTE that wrote the favorite row, PostgreSQL runs
-    both in one statement, and moves the count only if that row changed.
-    """
-    moved = await session.execute(
-        update(Article)
-        .where(Article.id == article_id)
-        .values(favorites_count=Article.favorites_count + by)
-        .execution_options(synchronize_session=False)
+async def _count_moved(session: AsyncSession, article_id: int, by: int) -> None:
+    """Move ``favorites_count`` of one article (SQLite: its own statement)."""
+    articles = table_of(Article)
+    await session.execute(
+        update(articles)
+        .where(articles.c.id == article_id)
+        .values(favorites_count=articles.c.favorites_count + by)
     )
-    return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
 async def delete_article(session: AsyncSession, article_id: int) -> None:

@@ -25,6 +25,7 @@ from asyncpress.core.logs import current_request_id
 from asyncpress.core.schemas import iso_millis
 from asyncpress.core.uow import UnitOfWork
 from asyncpress.events.models import Event
+from asyncpress.fast.rows import Prepared
 from asyncpress.fast.wire import http_chunk, ws_text_frame
 
 # Any constant will do; it only has to be this application's own.
@@ -87,9 +88,9 @@ async def append(
     }
     bind = session.bind
     if bind is not None and bind.dialect.name == "postgresql":
-        await session.execute(_LOCKED_INSERT, row)
+        await _LOCKED_INSERT.rows(session, row)
     else:
-        await session.execute(insert(Event), row)
+        await session.execute(insert(table_of(Event)), row)
     uow.wake_streams()
 
 
@@ -106,7 +107,8 @@ def _locked_insert() -> Insert:
     return insert(table).from_select(columns, values)
 
 
-_LOCKED_INSERT = _locked_insert()
+# Driver-direct: every write that publishes runs it.
+_LOCKED_INSERT = Prepared(_locked_insert())
 
 
 def _loaded(row: Event) -> LoggedEvent:

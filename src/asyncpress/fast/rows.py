@@ -1,39 +1,46 @@
-"""Driver-direct reads for the hot paths (see README.md beside this file)."""
+"""Driver-direct statements for the hot paths (see README.md beside this file)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Delete, Insert, Select, Update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import immutabledict
 
 
 class Prepared:
-    """A read statement built once, with bound parameters, for the hot paths.
+    """A statement built once, with bound parameters, for the hot paths.
 
     On PostgreSQL :meth:`rows` compiles it once and sends it straight to
-    asyncpg on the session's connection (inside the session's transaction if
-    one has begun, else on its own). SQLAlchemy's execution path (cache key,
+    asyncpg on the session's connection. SQLAlchemy's execution path (cache key,
     execution context, the adapter's cursor, ``Row`` objects) cost more CPU
     in the app than PostgreSQL spent running the statement (docs/benchmarks.md). The
-    rows come back as asyncpg records: read them by column name.
+    rows come back as asyncpg records: read them by column name. A write
+    returns the rows of its ``RETURNING`` clause. Values reach the driver as
+    given (no column defaults, no type's bind processing): a write names
+    every column it sets, in the driver's own types.
     ``before_cursor_execute`` and ``after_cursor_execute`` listeners still
     see each statement, with no cursor and a ``DirectContext``; SQLAlchemy's
     echo (``DB_ECHO``) does not show it.
+    A read runs in the session's transaction if one has begun on the
+    driver, else on its own; a write begins it first.
     On SQLite it runs through the session as usual.
     """
 
-    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+    def __init__(self, statement: Select[*tuple[Any, ...]] | Insert | Update | Delete) -> None:
         self.statement = statement
-        self._compiled: tuple[str, tuple[str, ...]] | None = None
+        self.writes = not isinstance(statement, Select)
+        self._compiled: tuple[str, tuple[str, ...], dict[str, Any]] | None = None
 
-    def _postgresql(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    def _postgresql(self, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
         if self._compiled is None:
             compiled = self.statement.compile(dialect=dialect)
-            self._compiled = compiled.string, tuple(compiled.positiontup or ())
+            # Values the statement carries itself (a literal such as a lock's key).
+            fixed = {name: value for name, value in compiled.params.items() if value is not None}
+            self._compiled = compiled.string, tuple(compiled.positiontup or ()), fixed
         return self._compiled
 
     async def rows(self, session: AsyncSession, params: dict[str, Any]) -> Sequence[Any]:
@@ -44,8 +51,8 @@ class Prepared:
             )
             return mappings
         connection = await session.connection()
-        sql, names = self._postgresql(connection.dialect)
-        args = tuple(params[name] for name in names)
+        sql, names, fixed = self._postgresql(connection.dialect)
+        args = tuple(params[name] if name in params else fixed[name] for name in names)
         sync = connection.sync_connection
         assert sync is not None
         # The engine's listeners see the statement as if SQLAlchemy ran it
@@ -55,11 +62,24 @@ class Prepared:
         sync.dispatch.before_cursor_execute(sync, None, sql, args, context, False)
         try:
             raw = await connection.get_raw_connection()
+            if self.writes:
+                await _begun(raw.dbapi_connection)
             records: list[Any] = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
         finally:
             # On failure too: a listener's span must end.
             sync.dispatch.after_cursor_execute(sync, None, sql, args, context, False)
         return records
+
+
+async def _begun(adapted: Any) -> None:
+    """Begin the session's transaction on the driver, as SQLAlchemy's cursor would.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement
+    it runs itself. A write sent driver-direct before any such statement would
+    otherwise run in autocommit and survive the unit of work's rollback.
+    """
+    if adapted._transaction is None:
+        await adapted._start_transaction()
 
 
 class DirectContext:

@@ -10,7 +10,7 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core.db.base import utcnow
-from asyncpress.core.db.bulk import insert_ignoring_conflicts
+from asyncpress.core.db.bulk import insert_ignoring_conflicts, table_of
 from asyncpress.core.logs import current_request_id
 from asyncpress.notifications.models import DEAD, PENDING, SENDING, SENT, OutboxMessage
 
@@ -31,7 +31,8 @@ async def enqueue(
     session: AsyncSession, key: str, kind: str, to_email: str, payload: dict[str, Any]
 ) -> None:
     """Add a message unless one with the same key exists (then nothing is sent twice)."""
-    stmt = insert_ignoring_conflicts(session, OutboxMessage).values(
+    # On the table: the mapped class would take the ORM's slower bulk-insert path.
+    stmt = insert_ignoring_conflicts(session, table_of(OutboxMessage)).values(
         idempotency_key=key,
         kind=kind,
         to_email=to_email,

@@ -12,6 +12,7 @@ from asyncpress.core.errors import Unauthorized
 from asyncpress.core.security import TokenError, Tokens
 from asyncpress.core.uow import Database
 from asyncpress.core.web import provided
+from asyncpress.users import repository
 from asyncpress.users.models import User
 
 _authorization = APIKeyHeader(
@@ -75,7 +76,7 @@ class Authenticator:
     async def user(self, user_id: int) -> User:
         """The caller's row, read in a short session of its own and returned detached."""
         async with self.db.session() as session:
-            user = await session.get(User, user_id)
+            user = await repository.read(session, user_id)
         if user is None:
             raise Unauthorized("token", "names an account that does not exist")
         self.tokens.saw(user.id)
