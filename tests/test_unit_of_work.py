@@ -99,7 +99,7 @@ async def test_a_driver_direct_write_first_in_a_unit_rolls_back_with_it(
 
     async def refused_write() -> None:
         async with db.write() as uow:
-            assert await articles.add_favorite(uow.session, reader_id, article_id)
+            assert await articles.move_favorite(uow.session, reader_id, article_id, favorite=True)
             await journal.append(uow, "test.lost", {}, ["global"])
             raise Refused
 

@@ -447,14 +447,23 @@ async def _unlink_tags(session: AsyncSession, article_id: int) -> list[int]:
 _FAVORITES = table_of(Favorite)
 
 
+@dataclass(frozen=True, slots=True)
+class FavoriteMoved:
+    """A favorite or unfavorite that changed something: the new count, and whom it concerns."""
+
+    favorites_count: int
+    owner: User  # the article's author, detached
+
+
 def _favorite_moves() -> tuple[Prepared, Prepared]:
-    """PostgreSQL's favorite and unfavorite: the row and the count in one statement.
+    """PostgreSQL's favorite and unfavorite, each one statement.
 
     A CTE writes (or deletes) the favorite row and returns its article; the
-    UPDATE moves the count only if it did, and returns the article's id: no
-    row back means nothing changed. Built once, sent driver-direct.
+    next moves the count only if it did; the SELECT returns the new count and
+    the author's row (the notification's recipient). No row back: nothing
+    changed. Built once, sent driver-direct.
     """
-    favorites, articles = _FAVORITES, table_of(Article)
+    favorites, articles, users = _FAVORITES, table_of(Article), table_of(User)
     user = bindparam("user_id", type_=Integer)
     article = bindparam("article_id", type_=Integer)
     added = (
@@ -472,57 +481,57 @@ def _favorite_moves() -> tuple[Prepared, Prepared]:
     )
     moves = []
     for changed, by in ((added, 1), (removed, -1)):
-        moves.append(
-            Prepared(
-                update(articles)
-                .where(articles.c.id == changed.c.article_id)
-                .values(favorites_count=articles.c.favorites_count + by)
-                .returning(articles.c.id)
-            )
+        moved = (
+            update(articles)
+            .where(articles.c.id == changed.c.article_id)
+            .values(favorites_count=articles.c.favorites_count + by)
+            .returning(articles.c.favorites_count, articles.c.author_id)
+            .cte(f"moved_{'up' if by > 0 else 'down'}")
         )
+        stmt = select(moved.c.favorites_count, *users.c).join_from(
+            moved, users, users.c.id == moved.c.author_id
+        )
+        moves.append(Prepared(stmt, writes=True))
     return moves[0], moves[1]
 
 
 _FAVORITE, _UNFAVORITE = _favorite_moves()
 
 
-async def add_favorite(session: AsyncSession, user_id: int, article_id: int) -> bool:
-    """Favorite; True when this call added it (the count goes up with it)."""
+async def move_favorite(
+    session: AsyncSession, user_id: int, article_id: int, *, favorite: bool
+) -> FavoriteMoved | None:
+    """Favorite or unfavorite; None when the row was already so (nothing changed)."""
     if dialect_of(session) == "postgresql":
-        params = {"user_id": user_id, "article_id": article_id, "now": utcnow()}
-        return bool(await _FAVORITE.rows(session, params))
-    inserted = await session.execute(
-        insert_ignoring_conflicts(session, _FAVORITES).values(
+        if favorite:
+            params = {"user_id": user_id, "article_id": article_id, "now": utcnow()}
+            rows = await _FAVORITE.rows(session, params)
+        else:
+            rows = await _UNFAVORITE.rows(session, {"user_id": user_id, "article_id": article_id})
+        if not rows:
+            return None
+        return FavoriteMoved(rows[0]["favorites_count"], users_repository.detached(rows[0]))
+    table = _FAVORITES
+    if favorite:
+        written = insert_ignoring_conflicts(session, table).values(
             user_id=user_id, article_id=article_id
         )
-    )
-    if inserted.rowcount:  # type: ignore[attr-defined]
-        await _count_moved(session, article_id, +1)
-    return bool(inserted.rowcount)  # type: ignore[attr-defined]
-
-
-async def remove_favorite(session: AsyncSession, user_id: int, article_id: int) -> bool:
-    """Unfavorite; True when this call removed it (the count goes down with it)."""
-    if dialect_of(session) == "postgresql":
-        params = {"user_id": user_id, "article_id": article_id}
-        return bool(await _UNFAVORITE.rows(session, params))
-    table = _FAVORITES
-    deleted = await session.execute(
-        delete(table).where(table.c.user_id == user_id, table.c.article_id == article_id)
-    )
-    if deleted.rowcount:  # type: ignore[attr-defined]
-        await _count_moved(session, article_id, -1)
-    return bool(deleted.rowcount)  # type: ignore[attr-defined]
-
-
-async def _count_moved(session: AsyncSession, article_id: int, by: int) -> None:
-    """Move ``favorites_count`` of one article (SQLite: its own statement)."""
+    else:
+        written = delete(table).where(table.c.user_id == user_id, table.c.article_id == article_id)
+    if not (await session.execute(written)).rowcount:  # type: ignore[attr-defined]
+        return None
     articles = table_of(Article)
-    await session.execute(
-        update(articles)
-        .where(articles.c.id == article_id)
-        .values(favorites_count=articles.c.favorites_count + by)
-    )
+    count, author_id = (
+        await session.execute(
+            update(articles)
+            .where(articles.c.id == article_id)
+            .values(favorites_count=articles.c.favorites_count + (1 if favorite else -1))
+            .returning(articles.c.favorites_count, articles.c.author_id)
+        )
+    ).one()
+    owner = await users_repository.read(session, author_id)
+    assert owner is not None  # the article's author: the row is held by the FK
+    return FavoriteMoved(count, owner)
 
 
 async def delete_article(session: AsyncSession, article_id: int) -> None:

@@ -192,31 +192,34 @@ class Articles:
             await uow.commit()
 
     async def set_favorite(self, user: User, slug: str, *, favorite: bool) -> ArticleRecord:
-        """Favorite or unfavorite; doing it twice is the same as doing it once."""
+        """Favorite or unfavorite; doing it twice is the same as doing it once.
+
+        The response is the article as read before the write, with the count
+        the write returned: no second read.
+        """
         async with self.db.write() as uow:
-            found = await repository.with_author(uow.session, slug)
-            if found is None:
-                raise NotFound("article")
-            article, owner = found
-            if favorite:
-                changed = await repository.add_favorite(uow.session, user.id, article.id)
-                await notifications.on_favorite(
-                    uow,
-                    actor=user.username,
-                    actor_id=user.id,
-                    owner=owner,
-                    article_id=article.id,
-                    title=article.title,
-                    slug=article.slug,
-                )
-            else:
-                changed = await repository.remove_favorite(uow.session, user.id, article.id)
             record = await repository.record_by_slug(uow.session, slug, user.id)
-            assert record is not None
+            if record is None:
+                raise NotFound("article")
+            moved = await repository.move_favorite(
+                uow.session, user.id, record.id, favorite=favorite
+            )
+            record.favorited = favorite
             uow.retire(cache_keys.article(record.slug), cache_keys.ARTICLE_COUNTS)
-            if changed:  # doing it twice is one event, as it is one notification
+            if moved is not None:  # doing it twice is one event, as it is one notification
+                record.favorites_count = moved.favorites_count
+                if favorite:
+                    await notifications.on_favorite(
+                        uow,
+                        actor=user.username,
+                        actor_id=user.id,
+                        owner=moved.owner,
+                        article_id=record.id,
+                        title=record.title,
+                        slug=record.slug,
+                    )
                 await events.favorite_changed(
-                    uow, record, actor=user, owner_id=owner.id, favorite=favorite
+                    uow, record, actor=user, owner_id=moved.owner.id, favorite=favorite
                 )
             await uow.commit()
         return record

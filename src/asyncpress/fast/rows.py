@@ -30,9 +30,15 @@ class Prepared:
     On SQLite it runs through the session as usual.
     """
 
-    def __init__(self, statement: Select[*tuple[Any, ...]] | Insert | Update | Delete) -> None:
+    def __init__(
+        self,
+        statement: Select[*tuple[Any, ...]] | Insert | Update | Delete,
+        *,
+        writes: bool = False,
+    ) -> None:
         self.statement = statement
-        self.writes = not isinstance(statement, Select)
+        # A SELECT whose CTEs write says so (``writes=True``).
+        self.writes = writes or not isinstance(statement, Select)
         self._compiled: tuple[str, tuple[str, ...], dict[str, Any]] | None = None
 
     def _postgresql(self, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
