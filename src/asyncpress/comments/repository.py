@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from sqlalchemy import Integer, bindparam, delete, select
+from datetime import datetime
+
+from sqlalchemy import Integer, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.comments.models import Comment
 from asyncpress.comments.schemas import CommentOut
 from asyncpress.core.db.base import utc
+from asyncpress.core.db.bulk import table_of
 from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.repository import following_expr, profile_from_row
 from asyncpress.users.models import User
@@ -27,6 +30,35 @@ _FOR_ARTICLE = Prepared(
     .limit(bindparam("limit", type_=Integer))
     .offset(bindparam("offset", type_=Integer))
 )
+
+
+def _insert() -> Prepared:
+    comments = table_of(Comment)
+    now = bindparam("now", type_=comments.c.created_at.type)
+    return Prepared(
+        insert(comments)
+        .values(
+            body=bindparam("body", type_=comments.c.body.type),
+            article_id=bindparam("article_id", type_=Integer),
+            author_id=bindparam("author_id", type_=Integer),
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(comments.c.id)
+    )
+
+
+_INSERT = _insert()
+
+
+async def add(
+    session: AsyncSession, article_id: int, author_id: int, body: str, now: datetime
+) -> int:
+    """A new comment's id: one INSERT … RETURNING, driver-direct on PostgreSQL."""
+    params = {"body": body, "article_id": article_id, "author_id": author_id, "now": now}
+    rows = await _INSERT.rows(session, params)
+    comment_id: int = rows[0]["id"]
+    return comment_id
 
 
 async def for_article(

@@ -4,7 +4,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.articles import repository as articles
 from asyncpress.comments import events, repository
-from asyncpress.comments.models import Comment
 from asyncpress.comments.schemas import CommentOut, NewComment
 from asyncpress.core.db.base import utcnow
 from asyncpress.core.errors import Forbidden, NotFound
@@ -39,30 +38,22 @@ class Comments:
                 raise NotFound("article")
             article, owner = found
             now = utcnow()
-            comment = Comment(
-                body=data.body,
-                article_id=article.id,
-                author_id=author.id,
-                created_at=now,
-                updated_at=now,
-            )
-            uow.session.add(comment)
-            await uow.session.flush()
+            comment_id = await repository.add(uow.session, article.id, author.id, data.body, now)
             await notifications.on_comment(
                 uow,
-                comment_id=comment.id,
+                comment_id=comment_id,
                 actor=author.username,
                 actor_id=author.id,
                 owner=owner,
                 title=article.title,
                 slug=article.slug,
-                body=comment.body,
+                body=data.body,
             )
             out = CommentOut(
-                id=comment.id,
-                body=comment.body,
-                created_at=comment.created_at,
-                updated_at=comment.updated_at,
+                id=comment_id,
+                body=data.body,
+                created_at=now,
+                updated_at=now,
                 author=ProfileOut.of(author),
             )
             await events.created(uow, article.slug, out, actor_id=author.id, owner_id=owner.id)
