@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from asyncpress.core.uow import Database
 from asyncpress.events import journal
 from tests.factories import create_article, register
 from tests.support.app import row_count, wired
+from tests.support.locks import dsn, waiting_backends
 
 
 class TestConcurrentWrites:
@@ -129,3 +132,31 @@ async def test_an_event_id_is_not_visible_before_a_lower_one_commits(app: FastAP
     async with db.sessionmaker() as session:
         logged = await journal.after(session, 0, 10)
     assert [e.type for e in logged] == ["test.first", "test.second"]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("write", ["favorite", "comment"])
+async def test_a_write_on_an_article_deleted_under_it_is_404(
+    client: httpx.AsyncClient, database_url: str, write: str
+) -> None:
+    """The article is read, then deleted by another client before the write's
+    row refers to it: the reference fails, and that is a 404, not a 500."""
+    author, reader = await register(client), await register(client)
+    slug = (await create_article(client, author))["slug"]
+    holder = await asyncpg.connect(dsn(database_url))
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        # Deleted but not committed: the write still reads the article, then
+        # waits on the row when its own row refers to it.
+        await holder.execute("DELETE FROM articles WHERE slug = $1", slug)
+        path = f"/api/articles/{slug}/{'favorite' if write == 'favorite' else 'comments'}"
+        body = None if write == "favorite" else {"comment": {"body": "late"}}
+        writing = asyncio.create_task(client.post(path, json=body, headers=reader.headers))
+        assert await waiting_backends(holder)
+        await transaction.commit()
+        response = await writing
+    finally:
+        await holder.close()
+    assert response.status_code == 404, response.text
+    assert response.json() == {"errors": {"article": ["not found"]}}

@@ -21,6 +21,7 @@ from asyncpress.core.config import Settings
 from asyncpress.core.uow import Database
 from tests.factories import create_article, register
 from tests.support.app import make_settings, wired
+from tests.support.locks import dsn, waiting_backends
 
 
 @pytest.fixture
@@ -48,14 +49,10 @@ def short_statements(database_url: str) -> Settings:
     return make_settings(database_url, db_statement_timeout_ms=200)
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg", "postgresql").replace("ssl=", "sslmode=")
-
-
 @asynccontextmanager
 async def _articles_locked(url: str) -> AsyncIterator[asyncpg.Connection]:
     """Another client holds an exclusive lock on ``articles`` until the block ends."""
-    holder = await asyncpg.connect(_dsn(url))
+    holder = await asyncpg.connect(dsn(url))
     try:
         transaction = holder.transaction()
         await transaction.start()
@@ -66,23 +63,6 @@ async def _articles_locked(url: str) -> AsyncIterator[asyncpg.Connection]:
             await transaction.rollback()
     finally:
         await holder.close()
-
-
-async def _waiting_backends(holder: asyncpg.Connection) -> list[int]:
-    """Process ids of the app's connections that wait for the lock."""
-    async with asyncio.timeout(5):
-        while True:
-            # The holder is inside its transaction, and PostgreSQL reads the
-            # list of backends once per transaction: without this, a pool
-            # connection opened after the first poll is never seen.
-            await holder.execute("SELECT pg_stat_clear_snapshot()")
-            rows = await holder.fetch(
-                "SELECT pid FROM pg_stat_activity"
-                " WHERE application_name = 'asyncpress' AND wait_event_type = 'Lock'"
-            )
-            if rows:
-                return [int(row["pid"]) for row in rows]
-            await asyncio.sleep(0.02)
 
 
 def _server_processes(backend_pid: int) -> list[int]:
@@ -137,7 +117,7 @@ class TestConnectionLost:
         slug = (await create_article(client, alice))["slug"]
         async with _articles_locked(database_url) as holder:
             reading = asyncio.create_task(plain.get(f"/api/articles/{slug}"))
-            for pid in await _waiting_backends(holder):
+            for pid in await waiting_backends(holder):
                 await holder.execute("SELECT pg_terminate_backend($1)", pid)
             _is_503(await reading)
         # The pool replaces the dead connection; the next request is served.
@@ -178,7 +158,7 @@ class TestFrozenDatabase:
                 )
             )
             try:
-                waiting = await _waiting_backends(holder)
+                waiting = await waiting_backends(holder)
                 # The whole server stops: backends, and the postmaster that
                 # would take the driver's cancel request.
                 frozen = await run_sync(_server_processes, waiting[0])

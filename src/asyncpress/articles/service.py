@@ -16,6 +16,7 @@ from asyncpress.core import cache_keys
 from asyncpress.core.cache import Cache
 from asyncpress.core.config import Settings
 from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.references import gone_as
 from asyncpress.core.errors import Forbidden, NotFound
 from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.notifications import service as notifications
@@ -201,9 +202,10 @@ class Articles:
             record = await repository.record_by_slug(uow.session, slug, user.id)
             if record is None:
                 raise NotFound("article")
-            moved = await repository.move_favorite(
-                uow.session, user.id, record.id, favorite=favorite
-            )
+            with gone_as(NotFound("article")):  # deleted since it was read
+                moved = await repository.move_favorite(
+                    uow.session, user.id, record.id, favorite=favorite
+                )
             record.favorited = favorite
             uow.retire(cache_keys.article(record.slug), cache_keys.ARTICLE_COUNTS)
             if moved is not None:  # doing it twice is one event, as it is one notification

@@ -6,6 +6,7 @@ from asyncpress.articles import repository as articles
 from asyncpress.comments import events, repository
 from asyncpress.comments.schemas import CommentOut, NewComment
 from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.references import gone_as
 from asyncpress.core.errors import Forbidden, NotFound
 from asyncpress.core.uow import Database
 from asyncpress.notifications import service as notifications
@@ -38,7 +39,10 @@ class Comments:
                 raise NotFound("article")
             article, owner = found
             now = utcnow()
-            comment_id = await repository.add(uow.session, article.id, author.id, data.body, now)
+            with gone_as(NotFound("article")):  # deleted since it was read
+                comment_id = await repository.add(
+                    uow.session, article.id, author.id, data.body, now
+                )
             await notifications.on_comment(
                 uow,
                 comment_id=comment_id,

@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from asyncpress.core.db.base import utc
 from asyncpress.core.db.bulk import table_of
@@ -51,6 +52,9 @@ def detached(row: Any) -> User:
         created_at=utc(row["created_at"]),
         updated_at=utc(row["updated_at"]),
     )
+    # Detached, as if loaded and its session closed: a session given it later
+    # treats it as the existing row, never as a new one to insert.
+    make_transient_to_detached(user)
     return user
 
 
