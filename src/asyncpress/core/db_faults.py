@@ -37,7 +37,7 @@ FAULTS: tuple[type[Exception], ...] = (
 )
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def chain(exc: BaseException) -> list[BaseException]:
     """``exc``, the driver error SQLAlchemy wraps, and their causes."""
     seen: list[BaseException] = []
     todo: list[BaseException | None] = [exc]
@@ -66,7 +66,7 @@ def classify(exc: BaseException) -> int | None:
         return 503
     if not isinstance(exc, FAULTS):
         return None
-    chain = _chain(exc)
-    if any(isinstance(c, asyncpg.exceptions.QueryCanceledError) for c in chain):
+    causes = chain(exc)
+    if any(isinstance(c, asyncpg.exceptions.QueryCanceledError) for c in causes):
         return 504
-    return 503 if any(_is_lost(c) for c in chain) else None
+    return 503 if any(_is_lost(c) for c in causes) else None

@@ -6,24 +6,19 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from asyncpress.core.db_faults import chain
+
 # PostgreSQL's foreign_key_violation; asyncpg's errors and SQLAlchemy's
 # wrappers of them both carry it as ``sqlstate``.
 _FOREIGN_KEY_VIOLATION = "23503"
 
 
 def _refers_to_a_missing_row(exc: BaseException) -> bool:
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo and len(seen) < 10:
-        current = todo.pop()
-        if current is None or current in seen:
-            continue
-        seen.append(current)
-        if getattr(current, "sqlstate", None) == _FOREIGN_KEY_VIOLATION:
+    for cause in chain(exc):
+        if getattr(cause, "sqlstate", None) == _FOREIGN_KEY_VIOLATION:
             return True
-        if isinstance(current, sqlite3.IntegrityError) and "FOREIGN KEY" in str(current):
+        if isinstance(cause, sqlite3.IntegrityError) and "FOREIGN KEY" in str(cause):
             return True
-        todo.extend([current.__cause__, getattr(current, "orig", None)])
     return False
 
 
