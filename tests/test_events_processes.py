@@ -64,6 +64,37 @@ class TestAcrossWorkers:
         assert event["event"] == "comment.created"
         assert event["data"]["comment"]["body"] == "via B"
 
+    async def test_a_stream_starts_after_what_another_worker_committed_before_it(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        # No Redis and a 30 s poll: A is never told of B's commits, so only a
+        # subscription that reads the log first can tell them from its own.
+        await empty_database(database_url)
+
+        def serve(name: str) -> Served:
+            return Served(database_url, tmp_path, name, **SLOW_POLL)
+
+        a = await run_sync(serve, "quiet-a")
+        b = await run_sync(serve, "quiet-b")
+        try:
+            async with a.client() as http_a, b.client() as http_b:
+                ann = await register(http_b, "ann")
+                article = await create_article(http_b, ann, title="Earlier")
+                channel = f"article:{article['slug']}"
+                async with (
+                    socket(f"{a.ws_base}/api/ws") as ws,
+                    sse(http_a, f"/api/events?channels={channel}") as stream,
+                ):
+                    await ws.subscribe([channel])
+                    # A's own commit wakes A's pump, which then reads B's article too.
+                    await add_comment(http_a, ann, article["slug"], "after")
+                    first_ws = await ws.event(within=5)
+                    first_sse = (await stream.next(within=5)).event
+        finally:
+            for app in (a, b):
+                await run_sync(app.process.stop)
+        assert [first_ws["event"], first_sse] == ["comment.created"] * 2
+
     async def test_redis_restart_loses_nothing(
         self, pair: tuple[Served, Served], http_a: httpx.AsyncClient, redis_server: RedisServer
     ) -> None:
@@ -191,9 +222,8 @@ class TestSlowAndStopping:
                         # This client keeps reading while the comments are posted.
                         while len(bodies) < count:
                             event = await reader.event()
-                            # The article's own creation may arrive first (see test_events).
-                            if event["event"] == "comment.created":
-                                bodies.append(event["data"]["comment"]["body"])
+                            assert event["event"] == "comment.created"
+                            bodies.append(event["data"]["comment"]["body"])
 
                     async with asyncio.TaskGroup() as group:
                         group.create_task(read_all())

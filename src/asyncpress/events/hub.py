@@ -50,6 +50,9 @@ GOING_AWAY = 1001
 # server's own shutdown goes on.
 STREAMS_END_WITHIN_S = 2.0
 TRY_AGAIN_LATER = 1013
+# How long a new subscription waits for the pump to read the log before it
+# starts at the cursor the pump has (the log unreadable: the database down).
+CATCH_UP_WITHIN_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,11 @@ class Hub:
         self.connections: set[Connection] = set()
         self._by_key: dict[str, set[Connection]] = {}
         self._wake = asyncio.Event()
+        # Pump passes begun and finished; a subscription waits for one begun
+        # after it asked (see catch_up).
+        self._passes_begun = 0
+        self._passes_done = 0
+        self._pass_done = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._publishing: set[asyncio.Task[None]] = set()
         self._redis = (
@@ -263,8 +271,30 @@ class Hub:
             self.counters["dropped"] += 1
             logger.info("dropped a %s stream whose client is not reading", conn.kind)
 
+    async def catch_up(self) -> None:
+        """Return once the pump has read every event committed before this call.
+
+        Another process's commit reaches this pump only when Redis or the
+        next poll says so, so the cursor can lag the log by up to
+        ``EVENTS_POLL_S``. A subscription made at a lagging cursor would be
+        handed events committed before it was asked for. Waiting for one
+        pass of the pump that began after the call (shared by everyone who
+        subscribes meanwhile) makes a subscription start at the log's head.
+        """
+        wanted = self._passes_begun + 1
+        self._wake.set()
+        try:
+            async with asyncio.timeout(CATCH_UP_WITHIN_S), self._pass_done:
+                await self._pass_done.wait_for(lambda: self._passes_done >= wanted)
+        except TimeoutError:
+            # The log cannot be read now; the stream starts where the pump is.
+            logger.warning("a subscription starts at the pump's cursor: the log was not read")
+
     def subscribe(self, conn: Connection, names: dict[str, str]) -> frozenset[str]:
-        """Add channels; returns the routing keys that are new to the connection."""
+        """Add channels; returns the routing keys that are new to the connection.
+
+        Call ``catch_up`` first: the keys start at the pump's cursor.
+        """
         new = set()
         for name, key in names.items():
             conn.names[name] = key
@@ -323,12 +353,19 @@ class Hub:
                 async with asyncio.timeout(self.settings.events_poll_s):
                     await self._wake.wait()
             self._wake.clear()
+            self._passes_begun += 1
+            this_pass = self._passes_begun
             try:
                 while await self._dispatch_batch() == BATCH:
                     pass
             except Exception:
                 logger.exception("reading the event log failed; retrying")
                 await asyncio.sleep(1.0)
+                self._wake.set()  # whoever waits for a pass still waits for one
+                continue
+            async with self._pass_done:
+                self._passes_done = this_pass
+                self._pass_done.notify_all()
 
     async def _dispatch_batch(self) -> int:
         async with self._session() as session:

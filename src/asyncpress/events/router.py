@@ -238,6 +238,7 @@ async def event_stream(
     conn = hub.connect("sse", opened.viewer)
     conn.cut = request.scope.get(CUT_KEY)
     conn.direct = _direct_writer(request.scope, settings)
+    await hub.catch_up()
     new = hub.subscribe(conn, opened.keys)
     replay = None if opened.since is None else hub.replay_request(conn, opened.since, new)
     return EventStream(hub, conn, _frames(hub, conn, replay, settings))
@@ -357,7 +358,7 @@ class SocketSession:
         elif kind == "auth":
             await self._authenticate(message.get("token"))
         elif kind == "subscribe":
-            self._subscribe(message.get("channels"), message.get("lastEventId"))
+            await self._subscribe(message.get("channels"), message.get("lastEventId"))
         elif kind == "unsubscribe":
             channels = message.get("channels")
             if not _string_list(channels):
@@ -381,7 +382,7 @@ class SocketSession:
         except (TokenError, AppError):
             self._error("token is invalid or expired")
 
-    def _subscribe(self, channels: object, last_event_id: object) -> None:
+    async def _subscribe(self, channels: object, last_event_id: object) -> None:
         if not _string_list(channels):
             self._error("'channels' must be a non-empty list of channel names")
             return
@@ -397,6 +398,7 @@ class SocketSession:
         except ChannelError as exc:
             self._error(exc.message)
             return
+        await self.hub.catch_up()
         new = self.hub.subscribe(self.conn, keys)
         self.conn.offer({"type": "subscribed", "channels": sorted(self.conn.names)})
         if last_event_id is not None and new:
