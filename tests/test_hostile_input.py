@@ -341,6 +341,25 @@ class TestImportBodies:
         assert response.status_code in (400, 422)
         assert "errors" in response.json()
 
+    @pytest.mark.parametrize(
+        ("path", "body"),
+        [
+            ("/api/users", b'{"user": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+            ("/api/users/login", b"{" * 50_000),
+            ("/api/articles", b'{"article": {"tagList": ' + b"[" * 5_000),
+        ],
+        ids=["register", "login", "article"],
+    )
+    async def test_a_deeply_nested_body_is_refused_before_it_is_parsed(
+        self, client: httpx.AsyncClient, app: FastAPI, path: str, body: bytes
+    ) -> None:
+        alice = await register(client)
+        response = await client.post(path, content=body, headers=alice.headers)
+        assert response.status_code == 400
+        assert response.json() == {"errors": {"body": ["is nested too deeply"]}}
+        assert await row_count(app, "users") == 1
+        assert await row_count(app, "articles") == 0
+
 
 class TestUsernamesAcrossScripts:
     @pytest.mark.parametrize(

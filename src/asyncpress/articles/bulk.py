@@ -14,7 +14,7 @@ from asyncpress.articles import repository
 from asyncpress.articles.models import Article, RetiredSlug
 from asyncpress.articles.schemas import NewArticle
 from asyncpress.articles.slugs import first_free, slugify, write_retrying_slug
-from asyncpress.core import cache_keys
+from asyncpress.core import cache_keys, json_depth
 from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.bulk import insert_rows, table_of
 from asyncpress.core.errors import BadRequest, InvalidFields, validation_errors
@@ -38,12 +38,14 @@ def _json(text: str, field: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidFields({field: ["is not valid JSON"]}) from exc
-    except RecursionError as exc:
-        raise BadRequest(field, "is nested too deeply") from exc
 
 
 def parse(body: bytes, ndjson: bool) -> list[NewArticle]:
     """Decode and validate every item (CPU work: call from a worker thread)."""
+    # One check covers every line of NDJSON too: the deepest line is the
+    # body's depth.
+    if json_depth.too_deep(body):
+        raise BadRequest("body", json_depth.MESSAGE)
     text = _decode(body)
     if ndjson:
         raw: Any = []

@@ -187,7 +187,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 405:
         exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
-    field = {404: "path", 405: "method"}.get(exc.status_code, "request")
+    field = getattr(exc, "field", None) or {404: "path", 405: "method"}.get(
+        exc.status_code, "request"
+    )
     detail = str(exc.detail) or "failed"
     phrases = {status.phrase for status in HTTPStatus}
     # Starlette's stock details are reason phrases ("Not Found"): say them in

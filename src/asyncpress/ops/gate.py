@@ -10,15 +10,21 @@
   ``Content-Length`` that lies, or none at all, changes nothing; a declared
   size over the limit is refused before a byte is read. Routes that take
   large bodies (bulk import) get their own limit by path.
+- **No JSON nested past any sense** (``core.json_depth``): a JSON body on a
+  route with the default limit is checked once it has all arrived, before
+  the route parses it (400, ``body``). Bulk import checks its own, in the
+  worker thread that parses it.
 
 One layer for the three, so a request pays for one middleware call.
 """
 
 from __future__ import annotations
 
+from anyio.to_thread import run_sync
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asyncpress.core import json_depth
 from asyncpress.core.errors import error_response
 
 NUL_MESSAGE = "must not contain NUL characters"
@@ -29,6 +35,19 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"is larger than {limit} bytes")
+
+
+class NestedTooDeeply(HTTPException):
+    """Raised from ``receive`` like ``BodyTooLarge``; reported on ``body``."""
+
+    field = "body"
+
+    def __init__(self) -> None:
+        super().__init__(400, json_depth.MESSAGE)
+
+
+# Bodies larger than this are checked in a worker thread (CPU work).
+CHECK_INLINE_BYTES = 64 * 1024
 
 
 class RequestGateMiddleware:
@@ -64,17 +83,42 @@ class RequestGateMiddleware:
             await _too_large(limit)(scope, receive, send)
             return
         received = 0
+        # The chunks of a JSON body, kept (not copied) until the last arrives.
+        chunks: list[bytes] | None = [] if path not in self.by_path and _is_json(scope) else None
 
         async def counting_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit:
                     raise BodyTooLarge(limit)
+                if chunks is not None:
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        await _check_depth(b"".join(chunks))
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+async def _check_depth(body: bytes) -> None:
+    if len(body) > CHECK_INLINE_BYTES:
+        deep: bool = await run_sync(json_depth.too_deep, body)
+    else:
+        deep = json_depth.too_deep(body)
+    if deep:
+        raise NestedTooDeeply
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether the route would parse the body as JSON (FastAPI: no type, or */json, */*+json)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            kind: bytes = value.split(b";", 1)[0].strip().lower()
+            return kind.endswith((b"/json", b"+json"))
+    return True
 
 
 def _nul_in(path: str, query: bytes) -> str | None:
