@@ -197,7 +197,9 @@ class Bench:
         settle(pid)
         if table:
             requests = sum(r["sent"] for r in runs)
-            info["changed_per_request"] = round(abs(self.rows(table) - before) / requests, 3)
+            info["rows_changed"] = abs(self.rows(table) - before)
+            info["requests_sent"] = requests
+            info["changed_per_request"] = round(info["rows_changed"] / requests, 3)
         return self.record(scenario, name, runs, concurrency=load.concurrency, **info)
 
     def rows(self, table: str) -> int:

@@ -44,11 +44,13 @@ def test_a_smoke_run_seeds_serves_measures_and_reports(tmp_path: Path) -> None:
         assert case["p50_ms"] > 0, name
     # The writes walk pairs not written yet: each favorite adds a row (but for
     # the few pairs the seed favorited). The unfavorites that follow take away
-    # the rows the favorites added, as many as there are (when they outrun
-    # the favorites, the rest change nothing).
+    # the rows the favorites added, as many as there are: when they outrun
+    # the favorites (their relative speed varies), the rest change nothing.
     for name in ("ceiling_write", "favorite"):
         assert names[name]["changed_per_request"] > 0.9, (name, names[name])
-    assert names["unfavorite"]["changed_per_request"] > 0.5, names["unfavorite"]
+    unfavorite = names["unfavorite"]
+    removable = min(names["favorite"]["rows_changed"], unfavorite["requests_sent"])
+    assert unfavorite["rows_changed"] >= 0.9 * removable, (unfavorite, removable)
     assert {"fastapi", "uvicorn", "asyncpg"} <= set(result["machine"]["packages"])
     # The concurrency plot needs the sync/async scenario, which a smoke run leaves out.
     plots = sorted(p.name for p in tmp_path.glob("*.png"))
