@@ -46,6 +46,8 @@ class NestedTooDeeply(HTTPException):
         super().__init__(400, json_depth.MESSAGE)
 
 
+# The methods whose JSON bodies routes parse (reads pay for no check).
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 # Bodies larger than this are checked in a worker thread (CPU work).
 CHECK_INLINE_BYTES = 64 * 1024
 
@@ -84,7 +86,11 @@ class RequestGateMiddleware:
             return
         received = 0
         # The chunks of a JSON body, kept (not copied) until the last arrives.
-        chunks: list[bytes] | None = [] if path not in self.by_path and _is_json(scope) else None
+        chunks: list[bytes] | None = (
+            []
+            if scope["method"] in _WITH_BODY and path not in self.by_path and _is_json(scope)
+            else None
+        )
 
         async def counting_receive() -> Message:
             nonlocal received
