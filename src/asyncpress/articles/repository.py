@@ -42,7 +42,7 @@ from sqlalchemy.orm import aliased
 from asyncpress.articles.models import Article, Favorite, RetiredSlug
 from asyncpress.core.db.base import utc, utcnow
 from asyncpress.core.db.bulk import insert_ignoring_conflicts, table_of
-from asyncpress.core.db.engine import dialect_of
+from asyncpress.core.db.engine import Reader, dialect_of
 from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.models import Follow
 from asyncpress.profiles.repository import following_expr, profile_from_row
@@ -302,14 +302,14 @@ async def records(
     return [_record(row, True) for row in (await session.execute(stmt)).mappings().all()]
 
 
-async def current_slug(session: AsyncSession, slug: str) -> str | None:
+async def current_slug(reader: Reader, slug: str) -> str | None:
     """The slug now in use by the article that once had ``slug``, if any."""
     stmt = (
         select(Article.slug)
         .join(RetiredSlug, RetiredSlug.article_id == Article.id)
         .where(RetiredSlug.slug == slug)
     )
-    found: str | None = (await session.execute(stmt)).scalar_one_or_none()
+    found: str | None = (await reader.execute(stmt)).scalar_one_or_none()
     return found
 
 
@@ -319,15 +319,13 @@ async def retire_slug(session: AsyncSession, article_id: int, slug: str) -> None
     )
 
 
-async def record_by_slug(
-    session: AsyncSession, slug: str, viewer_id: int | None
-) -> ArticleRecord | None:
-    stmt = _prepared(dialect_of(session), ("slug",), with_body=True)
-    rows = await stmt.rows(session, {"slug": slug, "viewer": viewer_id, "limit": 1, "offset": 0})
+async def record_by_slug(reader: Reader, slug: str, viewer_id: int | None) -> ArticleRecord | None:
+    stmt = _prepared(dialect_of(reader), ("slug",), with_body=True)
+    rows = await stmt.rows(reader, {"slug": slug, "viewer": viewer_id, "limit": 1, "offset": 0})
     if rows:
         return _record(rows[0], True)
-    renamed = await current_slug(session, slug)
-    return None if renamed is None else await record_by_slug(session, renamed, viewer_id)
+    renamed = await current_slug(reader, slug)
+    return None if renamed is None else await record_by_slug(reader, renamed, viewer_id)
 
 
 async def by_slug(session: AsyncSession, slug: str) -> Article | None:
@@ -379,12 +377,12 @@ async def with_author(session: AsyncSession, slug: str) -> tuple[Target, User] |
 _ID_BY_SLUG = Prepared(select(Article.id).where(Article.slug == bindparam("slug", type_=String)))
 
 
-async def id_by_slug(session: AsyncSession, slug: str) -> int | None:
-    rows = await _ID_BY_SLUG.rows(session, {"slug": slug})
+async def id_by_slug(reader: Reader, slug: str) -> int | None:
+    rows = await _ID_BY_SLUG.rows(reader, {"slug": slug})
     if rows:
         return int(rows[0]["id"])
-    renamed = await current_slug(session, slug)
-    return None if renamed is None else await id_by_slug(session, renamed)
+    renamed = await current_slug(reader, slug)
+    return None if renamed is None else await id_by_slug(reader, renamed)
 
 
 def _like(column: Any, base: str) -> ColumnElement[bool]:

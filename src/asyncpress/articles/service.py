@@ -62,8 +62,8 @@ class Articles:
         return records, total
 
     async def get(self, slug: str, viewer_id: int | None) -> ArticleRecord:
-        async with self.db.session() as session:
-            found = await repository.record_by_slug(session, slug, viewer_id)
+        async with self.db.reading() as reader:
+            found = await repository.record_by_slug(reader, slug, viewer_id)
         if found is None:
             raise NotFound("article")
         return found

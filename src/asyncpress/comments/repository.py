@@ -9,6 +9,7 @@ from asyncpress.comments.models import Comment
 from asyncpress.comments.schemas import CommentOut
 from asyncpress.core.db.base import utc
 from asyncpress.core.db.bulk import table_of
+from asyncpress.core.db.engine import Reader
 from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.repository import following_expr, profile_from_row
 from asyncpress.users.models import User
@@ -62,7 +63,7 @@ async def add(
 
 
 async def for_article(
-    session: AsyncSession, article_id: int, viewer_id: int | None, limit: int, offset: int
+    reader: Reader, article_id: int, viewer_id: int | None, limit: int, offset: int
 ) -> list[CommentOut]:
     """Newest first, each with its author's profile, in one statement."""
     params = {"article_id": article_id, "viewer": viewer_id, "limit": limit, "offset": offset}
@@ -74,7 +75,7 @@ async def for_article(
             updated_at=utc(row["updated_at"]),
             author=profile_from_row(row),
         )
-        for row in await _FOR_ARTICLE.rows(session, params)
+        for row in await _FOR_ARTICLE.rows(reader, params)
     ]
 
 

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from asyncpress.articles import repository as articles
 from asyncpress.comments import events, repository
 from asyncpress.comments.schemas import CommentOut, NewComment
 from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.engine import Reader
 from asyncpress.core.db.references import gone_as
 from asyncpress.core.errors import Forbidden, NotFound
 from asyncpress.core.uow import Database
@@ -14,8 +13,8 @@ from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.users.models import User
 
 
-async def _article_id(session: AsyncSession, slug: str) -> int:
-    article_id = await articles.id_by_slug(session, slug)
+async def _article_id(reader: Reader, slug: str) -> int:
+    article_id = await articles.id_by_slug(reader, slug)
     if article_id is None:
         raise NotFound("article")
     return article_id
@@ -28,9 +27,9 @@ class Comments:
     async def list_for_article(
         self, slug: str, viewer_id: int | None, limit: int, offset: int
     ) -> list[CommentOut]:
-        async with self.db.session() as session:
-            article_id = await _article_id(session, slug)
-            return await repository.for_article(session, article_id, viewer_id, limit, offset)
+        async with self.db.reading() as reader:
+            article_id = await _article_id(reader, slug)
+            return await repository.for_article(reader, article_id, viewer_id, limit, offset)
 
     async def add(self, author: User, slug: str, data: NewComment) -> CommentOut:
         async with self.db.write() as uow:

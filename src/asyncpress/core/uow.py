@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from asyncpress.core.db.engine import begin_write
 
@@ -107,6 +107,14 @@ class Database:
     def session(self) -> AsyncSession:
         """A session for reads (``async with db.session() as session``)."""
         return self.sessionmaker()
+
+    def reading(self) -> AsyncConnection:
+        """A connection for reads that need no ORM (``async with db.reading() as reader``).
+
+        What a session adds (its transaction's bookkeeping, identity map,
+        autobegin) costs more CPU than a one-row read itself.
+        """
+        return self.engine.connect()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[UnitOfWork]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Delete, Insert, Select, Update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.util import immutabledict
 
 
@@ -27,7 +27,10 @@ class Prepared:
     echo (``DB_ECHO``) does not show it.
     A read runs in the session's transaction if one has begun on the
     driver, else on its own; a write begins it first.
-    On SQLite it runs through the session as usual.
+    It runs on a session, or on a connection of its own for a read that
+    needs no ORM: no session, no session transaction to set up and tear
+    down around one statement.
+    On SQLite it runs through the session or connection as usual.
     """
 
     def __init__(
@@ -49,14 +52,19 @@ class Prepared:
             self._compiled = compiled.string, tuple(compiled.positiontup or ()), fixed
         return self._compiled
 
-    async def rows(self, session: AsyncSession, params: dict[str, Any]) -> Sequence[Any]:
-        bind = session.bind
-        if bind is None or bind.dialect.name != "postgresql":
+    async def rows(
+        self, reader: AsyncSession | AsyncConnection, params: dict[str, Any]
+    ) -> Sequence[Any]:
+        if isinstance(reader, AsyncConnection):
+            dialect: Dialect | None = reader.dialect
+        else:
+            dialect = None if reader.bind is None else reader.bind.dialect
+        if dialect is None or dialect.name != "postgresql":
             mappings: Sequence[Any] = (
-                (await session.execute(self.statement, params)).mappings().all()
+                (await reader.execute(self.statement, params)).mappings().all()
             )
             return mappings
-        connection = await session.connection()
+        connection = reader if isinstance(reader, AsyncConnection) else await reader.connection()
         sql, names, fixed = self._postgresql(connection.dialect)
         args = tuple(params[name] if name in params else fixed[name] for name in names)
         sync = connection.sync_connection

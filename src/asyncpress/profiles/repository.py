@@ -7,6 +7,7 @@ from sqlalchemy import ColumnElement, Integer, String, bindparam, delete, exists
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core.db.bulk import insert_ignoring_conflicts
+from asyncpress.core.db.engine import Reader
 from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.models import Follow
 from asyncpress.profiles.schemas import ProfileOut
@@ -40,8 +41,8 @@ _PROFILE = Prepared(
 )
 
 
-async def profile(session: AsyncSession, username: str, viewer_id: int | None) -> ProfileOut | None:
-    rows = await _PROFILE.rows(session, {"username": username, "viewer": viewer_id})
+async def profile(reader: Reader, username: str, viewer_id: int | None) -> ProfileOut | None:
+    rows = await _PROFILE.rows(reader, {"username": username, "viewer": viewer_id})
     return profile_from_row(rows[0]) if rows else None
 
 

@@ -14,8 +14,8 @@ class Profiles:
         self.db = db
 
     async def get(self, username: str, viewer_id: int | None) -> ProfileOut:
-        async with self.db.session() as session:
-            found = await repository.profile(session, username, viewer_id)
+        async with self.db.reading() as reader:
+            found = await repository.profile(reader, username, viewer_id)
         if found is None:
             raise NotFound("profile")
         return found

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from sqlalchemy import Integer, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from asyncpress.core.db.engine import Reader
 from asyncpress.fast.rows import Prepared
 from asyncpress.tags.models import Tag
 
@@ -14,6 +14,6 @@ _POPULAR = Prepared(
 )
 
 
-async def popular(session: AsyncSession, limit: int) -> list[str]:
+async def popular(reader: Reader, limit: int) -> list[str]:
     """Tags in use, most used first (ties by name): one index range, no counting."""
-    return [row["name"] for row in await _POPULAR.rows(session, {"limit": limit})]
+    return [row["name"] for row in await _POPULAR.rows(reader, {"limit": limit})]

@@ -21,8 +21,8 @@ class Tags:
     async def popular(self, limit: int = DEFAULT_LIMIT) -> list[str]:
         async def read() -> list[str]:
             # A session only when the database is read: a cache hit needs none.
-            async with self.db.session() as session:
-                return await repository.popular(session, limit)
+            async with self.db.reading() as reader:
+                return await repository.popular(reader, limit)
 
         if limit != DEFAULT_LIMIT:
             return await read()

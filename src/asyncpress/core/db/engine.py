@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -99,9 +100,16 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
             await connection.commit()
 
 
-def dialect_of(session: AsyncSession) -> str:
-    """``postgresql`` or ``sqlite``: the dialect the session's engine speaks."""
-    bind = session.bind
+# What a read runs on: a unit of work's session, or a connection of its own
+# (``Database.reading``) when it needs no ORM.
+Reader = AsyncSession | AsyncConnection
+
+
+def dialect_of(reader: Reader) -> str:
+    """``postgresql`` or ``sqlite``: the dialect the reader's engine speaks."""
+    if isinstance(reader, AsyncConnection):
+        return reader.dialect.name
+    bind = reader.bind
     assert bind is not None, "sessions are made by create_sessionmaker, bound to an engine"
     return bind.dialect.name
 
