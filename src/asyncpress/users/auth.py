@@ -74,9 +74,9 @@ class Authenticator:
         return user_id
 
     async def user(self, user_id: int) -> User:
-        """The caller's row, read in a short session of its own and returned detached."""
-        async with self.db.session() as session:
-            user = await repository.read(session, user_id)
+        """The caller's row, read on a connection of its own and returned detached."""
+        async with self.db.reading() as reader:
+            user = await repository.read(reader, user_id)
         if user is None:
             raise Unauthorized("token", "names an account that does not exist")
         self.tokens.saw(user.id)

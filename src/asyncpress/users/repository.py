@@ -9,6 +9,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from asyncpress.core.db.base import utc
 from asyncpress.core.db.bulk import table_of
+from asyncpress.core.db.engine import Reader
 from asyncpress.fast.rows import Prepared
 from asyncpress.users.models import User, fold
 
@@ -58,12 +59,12 @@ def detached(row: Any) -> User:
     return user
 
 
-async def read(session: AsyncSession, user_id: int) -> User | None:
+async def read(reader: Reader, user_id: int) -> User | None:
     """The account with this id, read driver-direct and detached (the caller of a request).
 
     Cheaper than :func:`by_id`: no identity map, no ORM loading.
     """
-    rows = await _BY_ID.rows(session, {"id": user_id})
+    rows = await _BY_ID.rows(reader, {"id": user_id})
     return detached(rows[0]) if rows else None
 
 
