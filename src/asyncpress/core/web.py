@@ -53,6 +53,17 @@ def _dependency(kind: type[T]) -> Callable[[HTTPConnection], Awaitable[T]]:
     return wired
 
 
+def wired(connection: HTTPConnection, kind: type[T]) -> T:
+    """The instance of ``kind`` the lifespan wired, for a dependency of its own.
+
+    A dependency that needs a service calls this instead of depending on
+    ``provided(kind)``: FastAPI's dependency solving costs more per
+    sub-dependency than anything these functions do.
+    """
+    wiring: Wiring = connection.app.state.wiring
+    return wiring.get(kind)
+
+
 def provided(kind: type[T]) -> Any:
     """``Depends`` on the instance of ``kind`` the lifespan wired."""
     return Depends(_dependency(kind))  # type: ignore[arg-type]  # classes are hashable

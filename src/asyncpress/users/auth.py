@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import APIKeyHeader
 from sqlalchemy import select
+from starlette.requests import HTTPConnection
 
 from asyncpress.core.errors import Unauthorized
 from asyncpress.core.security import TokenError, Tokens
 from asyncpress.core.uow import Database
-from asyncpress.core.web import provided
+from asyncpress.core.web import wired
 from asyncpress.users import repository
 from asyncpress.users.models import User
 
@@ -83,27 +84,28 @@ class Authenticator:
         return user
 
 
-AuthenticatorDep = Annotated[Authenticator, provided(Authenticator)]
-
-
+# The viewer dependencies take the connection and the header directly, not
+# the Authenticator as a dependency of their own: every sub-dependency is
+# one more round of FastAPI's dependency solving on every request.
 async def optional_user_id(
-    auth: AuthenticatorDep, header: Annotated[str | None, Depends(_authorization)]
+    connection: HTTPConnection, header: Annotated[str | None, Depends(_authorization)]
 ) -> int | None:
-    return await auth.existing_user_id(header)
+    return await wired(connection, Authenticator).existing_user_id(header)
 
 
 async def required_user_id(
-    user_id: Annotated[int | None, Depends(optional_user_id)],
+    connection: HTTPConnection, header: Annotated[str | None, Depends(_authorization)]
 ) -> int:
+    user_id = await wired(connection, Authenticator).existing_user_id(header)
     if user_id is None:
         raise Unauthorized("token", "is missing")
     return user_id
 
 
 async def current_user(
-    auth: AuthenticatorDep, user_id: Annotated[int, Depends(required_user_id)]
+    connection: HTTPConnection, user_id: Annotated[int, Depends(required_user_id)]
 ) -> User:
-    return await auth.user(user_id)
+    return await wired(connection, Authenticator).user(user_id)
 
 
 ViewerId = Annotated[int | None, Depends(optional_user_id)]
