@@ -160,3 +160,32 @@ async def test_a_write_on_an_article_deleted_under_it_is_404(
         await holder.close()
     assert response.status_code == 404, response.text
     assert response.json() == {"errors": {"article": ["not found"]}}
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_an_edit_or_delete_of_an_article_deleted_under_it_is_404(
+    client: httpx.AsyncClient, database_url: str, method: str
+) -> None:
+    """The author edits (or deletes) an article another of their requests is
+    deleting: the write waits for that delete and then finds nothing, a 404
+    (an edit updated no row, a 500, and a second delete published a second
+    ``article.deleted``)."""
+    author = await register(client)
+    slug = (await create_article(client, author))["slug"]
+    holder = await asyncpg.connect(dsn(database_url))
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("DELETE FROM articles WHERE slug = $1", slug)
+        body = {"article": {"title": "Later", "tagList": ["late"]}} if method == "PUT" else None
+        writing = asyncio.create_task(
+            client.request(method, f"/api/articles/{slug}", json=body, headers=author.headers)
+        )
+        assert await waiting_backends(holder)
+        await transaction.commit()
+        response = await writing
+    finally:
+        await holder.close()
+    assert response.status_code == 404, response.text
+    assert response.json() == {"errors": {"article": ["not found"]}}

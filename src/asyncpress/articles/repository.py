@@ -328,13 +328,23 @@ async def record_by_slug(reader: Reader, slug: str, viewer_id: int | None) -> Ar
     return None if renamed is None else await record_by_slug(reader, renamed, viewer_id)
 
 
-async def by_slug(session: AsyncSession, slug: str) -> Article | None:
-    result = await session.execute(select(Article).where(Article.slug == slug))
-    found = result.scalar_one_or_none()
+async def by_slug(session: AsyncSession, slug: str, *, for_update: bool = False) -> Article | None:
+    """The article (``slug`` may be a retired one).
+
+    ``for_update`` locks its row until the unit of work ends (PostgreSQL;
+    SQLite's write transactions already exclude each other): an edit or a
+    delete then waits for one in flight and finds what it left. ``FOR NO
+    KEY UPDATE``, the lock an UPDATE takes anyway, so favorites and
+    comments (whose foreign keys take a key-share lock) do not wait on it.
+    """
+    stmt = select(Article).where(Article.slug == slug)
+    if for_update:
+        stmt = stmt.with_for_update(key_share=True)
+    found = (await session.execute(stmt)).scalar_one_or_none()
     if found is not None:
         return found
     renamed = await current_slug(session, slug)
-    return None if renamed is None else await by_slug(session, renamed)
+    return None if renamed is None else await by_slug(session, renamed, for_update=for_update)
 
 
 @dataclass(frozen=True, slots=True)

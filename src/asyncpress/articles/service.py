@@ -33,7 +33,7 @@ class _Renamed(Exception):
 
 
 async def _owned(uow: UnitOfWork, slug: str, user_id: int) -> Article:
-    article = await repository.by_slug(uow.session, slug)
+    article = await repository.by_slug(uow.session, slug, for_update=True)
     if article is None:
         raise NotFound("article")
     if article.author_id != user_id:
