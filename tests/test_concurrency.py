@@ -7,6 +7,7 @@ where write transactions queue on the database lock (BEGIN IMMEDIATE).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import httpx
@@ -134,6 +135,24 @@ async def test_an_event_id_is_not_visible_before_a_lower_one_commits(app: FastAP
     assert [e.type for e in logged] == ["test.first", "test.second"]
 
 
+async def _while_deleting(
+    database_url: str, slug: str, request: Callable[[], Awaitable[httpx.Response]]
+) -> httpx.Response:
+    """Send ``request`` while another transaction has deleted the article but
+    not committed; commit once the request waits on the article's row."""
+    holder = await asyncpg.connect(dsn(database_url))
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("DELETE FROM articles WHERE slug = $1", slug)
+        writing = asyncio.create_task(request())
+        assert await waiting_backends(holder)
+        await transaction.commit()
+        return await writing
+    finally:
+        await holder.close()
+
+
 @pytest.mark.postgres_only
 @pytest.mark.parametrize("write", ["favorite", "comment"])
 async def test_a_write_on_an_article_deleted_under_it_is_404(
@@ -143,21 +162,13 @@ async def test_a_write_on_an_article_deleted_under_it_is_404(
     row refers to it: the reference fails, and that is a 404, not a 500."""
     author, reader = await register(client), await register(client)
     slug = (await create_article(client, author))["slug"]
-    holder = await asyncpg.connect(dsn(database_url))
-    try:
-        transaction = holder.transaction()
-        await transaction.start()
-        # Deleted but not committed: the write still reads the article, then
-        # waits on the row when its own row refers to it.
-        await holder.execute("DELETE FROM articles WHERE slug = $1", slug)
-        path = f"/api/articles/{slug}/{'favorite' if write == 'favorite' else 'comments'}"
-        body = None if write == "favorite" else {"comment": {"body": "late"}}
-        writing = asyncio.create_task(client.post(path, json=body, headers=reader.headers))
-        assert await waiting_backends(holder)
-        await transaction.commit()
-        response = await writing
-    finally:
-        await holder.close()
+    path = f"/api/articles/{slug}/{'favorite' if write == 'favorite' else 'comments'}"
+    body = None if write == "favorite" else {"comment": {"body": "late"}}
+    # Deleted but not committed: the write still reads the article, then
+    # waits on the row when its own row refers to it.
+    response = await _while_deleting(
+        database_url, slug, lambda: client.post(path, json=body, headers=reader.headers)
+    )
     assert response.status_code == 404, response.text
     assert response.json() == {"errors": {"article": ["not found"]}}
 
@@ -173,19 +184,11 @@ async def test_an_edit_or_delete_of_an_article_deleted_under_it_is_404(
     ``article.deleted``)."""
     author = await register(client)
     slug = (await create_article(client, author))["slug"]
-    holder = await asyncpg.connect(dsn(database_url))
-    try:
-        transaction = holder.transaction()
-        await transaction.start()
-        await holder.execute("DELETE FROM articles WHERE slug = $1", slug)
-        body = {"article": {"title": "Later", "tagList": ["late"]}} if method == "PUT" else None
-        writing = asyncio.create_task(
-            client.request(method, f"/api/articles/{slug}", json=body, headers=author.headers)
-        )
-        assert await waiting_backends(holder)
-        await transaction.commit()
-        response = await writing
-    finally:
-        await holder.close()
+    body = {"article": {"title": "Later", "tagList": ["late"]}} if method == "PUT" else None
+    response = await _while_deleting(
+        database_url,
+        slug,
+        lambda: client.request(method, f"/api/articles/{slug}", json=body, headers=author.headers),
+    )
     assert response.status_code == 404, response.text
     assert response.json() == {"errors": {"article": ["not found"]}}
