@@ -7,7 +7,8 @@ where write transactions queue on the database lock (BEGIN IMMEDIATE).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import asyncpg
 import httpx
@@ -136,7 +137,7 @@ async def test_an_event_id_is_not_visible_before_a_lower_one_commits(app: FastAP
 
 
 async def _while_deleting(
-    database_url: str, slug: str, request: Callable[[], Awaitable[httpx.Response]]
+    database_url: str, slug: str, request: Callable[[], Coroutine[Any, Any, httpx.Response]]
 ) -> httpx.Response:
     """Send ``request`` while another transaction has deleted the article but
     not committed; commit once the request waits on the article's row."""
