@@ -75,7 +75,11 @@ class TestAcrossWorkers:
             return Served(database_url, tmp_path, name, **SLOW_POLL)
 
         a = await run_sync(serve, "quiet-a")
-        b = await run_sync(serve, "quiet-b")
+        try:
+            b = await run_sync(serve, "quiet-b")
+        except Exception:
+            await run_sync(a.process.stop)
+            raise
         try:
             async with a.client() as http_a, b.client() as http_b:
                 ann = await register(http_b, "ann")

@@ -354,11 +354,21 @@ class TestImportBodies:
         self, client: httpx.AsyncClient, app: FastAPI, path: str, body: bytes
     ) -> None:
         alice = await register(client)
-        response = await client.post(path, content=body, headers=alice.headers)
+        headers = {**alice.headers, "Content-Type": "application/json"}
+        response = await client.post(path, content=body, headers=headers)
         assert response.status_code == 400
         assert response.json() == {"errors": {"body": ["is nested too deeply"]}}
         assert await row_count(app, "users") == 1
         assert await row_count(app, "articles") == 0
+
+    async def test_a_deep_body_without_a_json_type_is_not_parsed_at_all(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        # FastAPI reads only JSON-typed bodies as JSON; the gate checks those.
+        response = await client.post("/api/users", content=b"[" * 100_000)
+        assert response.status_code == 422, response.text
+        assert "errors" in response.json()
+        assert await row_count(app, "users") == 0
 
 
 class TestUsernamesAcrossScripts:

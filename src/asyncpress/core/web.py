@@ -45,12 +45,11 @@ def _dependency(kind: type[T]) -> Callable[[HTTPConnection], Awaitable[T]]:
     # many dependencies ask. Async on purpose: a plain ``def`` dependency
     # would run in the thread pool, a thread hop on every request.
     # HTTPConnection, so WebSocket routes can ask too.
-    async def wired(connection: HTTPConnection) -> T:
-        wiring: Wiring = connection.app.state.wiring
-        return wiring.get(kind)
+    async def dependency(connection: HTTPConnection) -> T:
+        return wired(connection, kind)
 
-    wired.__name__ = f"wired_{kind.__name__}"
-    return wired
+    dependency.__name__ = f"wired_{kind.__name__}"
+    return dependency
 
 
 def wired(connection: HTTPConnection, kind: type[T]) -> T:

@@ -235,10 +235,12 @@ async def event_stream(
     # FastAPI's EventSourceResponse around our own byte stream, not FastAPI's
     # generator pipeline: each event is encoded once per process and written
     # straight from this connection's queue, one task hop instead of four.
+    # Before the connection exists: nothing to leave behind if the request
+    # is cancelled while it waits.
+    await hub.catch_up()
     conn = hub.connect("sse", opened.viewer)
     conn.cut = request.scope.get(CUT_KEY)
     conn.direct = _direct_writer(request.scope, settings)
-    await hub.catch_up()
     new = hub.subscribe(conn, opened.keys)
     replay = None if opened.since is None else hub.replay_request(conn, opened.since, new)
     return EventStream(hub, conn, _frames(hub, conn, replay, settings))

@@ -15,7 +15,7 @@
   the route parses it (400, ``body``). Bulk import checks its own, in the
   worker thread that parses it.
 
-One layer for the three, so a request pays for one middleware call.
+One layer for the four, so a request pays for one middleware call.
 """
 
 from __future__ import annotations
@@ -119,12 +119,15 @@ async def _check_depth(body: bytes) -> None:
 
 
 def _is_json(scope: Scope) -> bool:
-    """Whether the route would parse the body as JSON (FastAPI: no type, or */json, */*+json)."""
+    """Whether a route would parse the body as JSON: ``*/json`` or ``*/*+json``.
+
+    FastAPI's default strict content type leaves a body without one unparsed.
+    """
     for name, value in scope["headers"]:
         if name == b"content-type":
             kind: bytes = value.split(b";", 1)[0].strip().lower()
             return kind.endswith((b"/json", b"+json"))
-    return True
+    return False
 
 
 def _nul_in(path: str, query: bytes) -> str | None:
