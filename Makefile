@@ -63,10 +63,10 @@ lint: install
 typecheck: install
 	.venv/bin/mypy
 
-# Tests run in parallel: one worker more than cores, since many tests wait on
+# Tests run in parallel: two workers more than cores, since many tests wait on
 # servers and timers (docs/architecture.md, "Testing"); a worker takes tests
 # as it frees up (worksteal), the longest start first.
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 PYTEST := .venv/bin/pytest -n $(TEST_WORKERS) --dist worksteal
 # The project's own bytecode too, before the suite starts its processes.
 BYTECODE := $(PY) -m compileall -q -j 0 src servers bench tests >/dev/null

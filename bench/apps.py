@@ -13,8 +13,8 @@
       100 ms waits, one after another or at once.
 
     The per-request floors of a signed-in read and of a write, in the same
-    app: plain FastAPI routes on raw asyncpg (a pool of 10, like
-    asyncpress's), with asyncpress's own token check and response model and
+    app: plain FastAPI routes on raw asyncpg, or raw asyncmy on MySQL/MariaDB
+    (a pool of 10, like asyncpress's), with asyncpress's own token check and response model and
     nothing else:
 
     - ``GET /api/profiles/{username}``: one ``fetchrow`` (the profile and
@@ -22,7 +22,7 @@
     - ``POST /api/articles/{slug}/favorite``: one transaction writing the
       rows a favorite cannot do without (the favorite and its live event).
 
-    They need ``DATABASE_URL`` (the seeded PostgreSQL database) and ``JWT_SECRET``.
+    They need ``DATABASE_URL`` (the seeded database) and ``JWT_SECRET``.
 
 ``blocking``
     asyncpress itself plus ``POST /bench/login-on-loop``: the login check
@@ -38,10 +38,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
+import asyncmy
 import asyncpg
 from fastapi import FastAPI, Header, HTTPException
+from servers.mariadb import asyncmy_args
 
 from asyncpress.app.main import create_app
 from asyncpress.articles.schemas import ArticlesResponse
@@ -80,20 +82,21 @@ PAGE = [_article(n) for n in range(20)]
 
 
 def ceiling() -> FastAPI:
-    pools: list[asyncpg.Pool] = []
+    stores: list[Store] = []
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # The floors' pool, on the seeded database the suite names.
-        dsn = get_settings().database_url.replace("postgresql+asyncpg", "postgresql")
-        pools.append(await asyncpg.create_pool(dsn.replace("ssl=", "sslmode="), min_size=10))
+        url = get_settings().database_url
+        store: Store = await (MyStore.open(url) if url.startswith("mysql") else PgStore.open(url))
+        stores.append(store)
         try:
             yield
         finally:
-            await pools[0].close()
+            await store.close()
 
     app = FastAPI(title="bench ceiling", lifespan=lifespan)
-    _floors(app, pools)
+    _floors(app, stores)
 
     @app.get("/small")
     async def small() -> dict[str, Any]:
@@ -147,7 +150,94 @@ INSERT INTO events (type, created_at, channels, data) VALUES ('favorite', now(),
 """
 
 
-def _floors(app: FastAPI, pools: list[asyncpg.Pool]) -> None:
+class Store(Protocol):
+    async def profile(self, username: str, viewer: int) -> dict[str, Any] | None: ...
+    async def favorite(self, user_id: int, slug: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class PgStore:
+    """The floors on raw asyncpg."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, url: str) -> PgStore:
+        dsn = url.replace("postgresql+asyncpg", "postgresql").replace("ssl=", "sslmode=")
+        return cls(await asyncpg.create_pool(dsn, min_size=10))
+
+    async def profile(self, username: str, viewer: int) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(PROFILE, username, viewer)
+        return None if row is None else dict(row)
+
+    async def favorite(self, user_id: int, slug: str) -> None:
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute(FAVORITE, user_id, slug)
+            data = json.dumps({"slug": slug, "user": user_id, "favorited": True})
+            await connection.execute(EVENT, f"article:{slug} user:{user_id}", data)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+# The same statements in MySQL's dialect (asyncmy's %s parameters).
+MY_PROFILE = """
+SELECT u.username, u.bio, u.image,
+       EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = %s AND f.followee_id = u.id)
+         AS following
+FROM users u WHERE u.username = %s
+"""
+MY_FAVORITE = """
+INSERT IGNORE INTO favorites (user_id, article_id, created_at)
+SELECT %s, a.id, UTC_TIMESTAMP(6) FROM articles a WHERE a.slug = %s
+"""
+MY_EVENT = """
+INSERT INTO events (type, created_at, channels, data)
+VALUES ('favorite', UTC_TIMESTAMP(6), %s, %s)
+"""
+
+
+class MyStore:
+    """The floors on raw asyncmy (MySQL/MariaDB), a pool of 10 like asyncpress's."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, url: str) -> MyStore:
+        pool = await asyncmy.create_pool(
+            **asyncmy_args(url), minsize=10, maxsize=10, autocommit=True
+        )
+        return cls(pool)
+
+    async def profile(self, username: str, viewer: int) -> dict[str, Any] | None:
+        async with self.pool.acquire() as connection, connection.cursor() as cursor:
+            await cursor.execute(MY_PROFILE, (viewer, username))
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return {"username": row[0], "bio": row[1], "image": row[2], "following": bool(row[3])}
+
+    async def favorite(self, user_id: int, slug: str) -> None:
+        async with self.pool.acquire() as connection:
+            await connection.begin()
+            try:
+                async with connection.cursor() as cursor:
+                    await cursor.execute(MY_FAVORITE, (user_id, slug))
+                    data = json.dumps({"slug": slug, "user": user_id, "favorited": True})
+                    await cursor.execute(MY_EVENT, (f"article:{slug} user:{user_id}", data))
+                await connection.commit()
+            except BaseException:
+                await connection.rollback()
+                raise
+
+    async def close(self) -> None:
+        self.pool.close()
+        await self.pool.wait_closed()
+
+
+def _floors(app: FastAPI, stores: list[Store]) -> None:
     settings = get_settings()
     tokens = Tokens(settings.jwt_secret, settings.jwt_ttl_s)
 
@@ -162,18 +252,14 @@ def _floors(app: FastAPI, pools: list[asyncpg.Pool]) -> None:
 
     @app.get("/api/profiles/{username}", response_model=ProfileResponse)
     async def profile(username: str, authorization: Annotated[str | None, Header()] = None) -> Any:
-        row = await pools[0].fetchrow(PROFILE, username, viewer(authorization))
+        row = await stores[0].profile(username, viewer(authorization))
         if row is None:
             raise HTTPException(404)
-        return {"profile": dict(row)}
+        return {"profile": row}
 
     @app.post("/api/articles/{slug}/favorite")
     async def favorite(slug: str, authorization: Annotated[str | None, Header()] = None) -> Any:
-        user_id = viewer(authorization)
-        async with pools[0].acquire() as connection, connection.transaction():
-            await connection.execute(FAVORITE, user_id, slug)
-            data = json.dumps({"slug": slug, "user": user_id, "favorited": True})
-            await connection.execute(EVENT, f"article:{slug} user:{user_id}", data)
+        await stores[0].favorite(viewer(authorization), slug)
         return {"favorited": True}
 
 

@@ -39,9 +39,10 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-import asyncpg
+from servers.mariadb import MariaDBServer, find_binary
 from servers.postgres import PostgresServer, free_port
 from servers.processes import Process, RedisServer, wait_for_port
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from asyncpress.cli import seed_database
 from asyncpress.cli.seed import SEED_PASSWORD
@@ -125,7 +126,7 @@ class Fixtures:
 class Bench:
     mode: Mode
     work: Path
-    pg: PostgresServer
+    db: PostgresServer | MariaDBServer
     url: str
     fixtures: Fixtures
     profile: set[str]
@@ -204,13 +205,20 @@ class Bench:
 
     def rows(self, table: str) -> int:
         async def count() -> int:
-            connection = await asyncpg.connect(self.pg.dsn("bench"))
+            engine = create_async_engine(self.url)
             try:
-                return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+                async with engine.connect() as connection:
+                    found = await connection.exec_driver_sql(f"SELECT count(*) FROM {table}")  # noqa: S608
+                    return int(found.scalar_one())
             finally:
-                await connection.close()
+                await engine.dispose()
 
         return asyncio.run(count())
+
+    @property
+    def dsn(self) -> str:
+        """The seeded database for the raw-driver ceilings (a libpq DSN or the MySQL URL)."""
+        return self.db.dsn("bench") if isinstance(self.db, PostgresServer) else self.url
 
     def record(
         self, scenario: str, name: str, runs: list[dict[str, Any]], **info: Any
@@ -317,19 +325,24 @@ async def seed_data(url: str, mode: Mode, seed_value: int) -> dict[str, int]:
     return dict(done.counts)
 
 
-async def read_fixtures(dsn: str, seed_value: int) -> Fixtures:
+async def read_fixtures(url: str, seed_value: int) -> Fixtures:
     rng = random.Random(seed_value)
-    conn = await asyncpg.connect(dsn)
+    engine = create_async_engine(url)
     try:
-        users = await conn.fetch("SELECT id, username, email FROM users ORDER BY id")
-        followers = [
-            r["follower_id"]
-            for r in await conn.fetch("SELECT DISTINCT follower_id FROM follows ORDER BY 1")
-        ]
-        slugs = [r["slug"] for r in await conn.fetch("SELECT slug FROM articles ORDER BY id")]
-        tags = [r["name"] for r in await conn.fetch("SELECT name FROM tags ORDER BY name")]
+        async with engine.connect() as conn:
+
+            async def fetch(sql: str) -> list[Any]:
+                return list((await conn.exec_driver_sql(sql)).mappings().all())
+
+            users = await fetch("SELECT id, username, email FROM users ORDER BY id")
+            followers = [
+                r["follower_id"]
+                for r in await fetch("SELECT DISTINCT follower_id FROM follows ORDER BY 1")
+            ]
+            slugs = [r["slug"] for r in await fetch("SELECT slug FROM articles ORDER BY id")]
+            tags = [r["name"] for r in await fetch("SELECT name FROM tags ORDER BY name")]
     finally:
-        await conn.close()
+        await engine.dispose()
     tokens = Tokens(SECRET, 7 * 24 * 3600)
     # At most half of the users read and write, so that others remain to follow.
     viewers = rng.sample(users, min(200, len(users) // 2))
@@ -445,7 +458,7 @@ def scenario_endpoints(b: Bench) -> None:
 def _db_ceiling(b: Bench) -> dict[str, Any]:
     viewers = ",".join(str(v) for v in b.fixtures.viewer_ids)
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "bench.dbceiling", b.pg.dsn("bench"), str(b.mode.seconds), viewers],
+        [sys.executable, "-m", "bench.dbceiling", b.dsn, str(b.mode.seconds), viewers],
         cwd=Path(__file__).parent.parent,
         capture_output=True,
         text=True,
@@ -554,34 +567,63 @@ RUNNERS = {
 # -- the run -----------------------------------------------------------------
 
 
-def machine(pg: PostgresServer) -> dict[str, Any]:
+def machine(db: PostgresServer | MariaDBServer) -> dict[str, Any]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    pg_version = subprocess.run(  # noqa: S603
-        [str(pg.bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+    if isinstance(db, PostgresServer):
+        server = ("postgresql", str(db.bindir / "postgres"))
+    else:
+        server = ("mariadb", find_binary("mariadbd"))
+    server_version = subprocess.run(  # noqa: S603
+        [server[1], "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    packages = ("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "asyncpg", "uvloop")
+    packages = (
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "pydantic",
+        "sqlalchemy",
+        "asyncpg",
+        "asyncmy",
+        "uvloop",
+    )
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "postgresql": pg_version,
+        server[0]: server_version,
         "wrk": loadgen.wrk_version(),
         "packages": {name: version(name) for name in packages},
     }
 
 
-def run(mode: Mode, scenarios: list[str], seed_value: int, profile: set[str]) -> dict[str, Any]:
-    started = time.perf_counter()
+def _database(backend: str) -> tuple[PostgresServer | MariaDBServer, str]:
+    """The benchmark's database server, pinned beside wrk, and the URL of its database."""
+    if backend == "mariadb":
+        maria = MariaDBServer.start(durable=True)  # every commit flushed, as PostgreSQL's fsync
+        maria.pin({loadgen.LOADGEN_CPU})
+        maria.create_database("bench")
+        return maria, maria.url("bench")
     pg = PostgresServer.start()
+    pg.pin({loadgen.LOADGEN_CPU})
+    pg.psql("CREATE DATABASE bench")
+    return pg, pg.url("bench")
+
+
+def run(
+    mode: Mode,
+    scenarios: list[str],
+    seed_value: int,
+    profile: set[str],
+    backend: str = "postgresql",
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    pg, url = _database(backend)
     try:
-        pg.pin({loadgen.LOADGEN_CPU})
-        pg.psql("CREATE DATABASE bench")
-        url = pg.url("bench")
         with TemporaryDirectory(prefix="asyncpress-bench-") as tmp:
             work = Path(tmp)
             migrate = Process(
@@ -592,7 +634,7 @@ def run(mode: Mode, scenarios: list[str], seed_value: int, profile: set[str]) ->
             assert migrate.wait(120) == 0, migrate.log_path.read_text()
             counts = asyncio.run(seed_data(url, mode, seed_value))
             print(f"seeded {counts}", flush=True)
-            fixtures = asyncio.run(read_fixtures(pg.dsn("bench"), seed_value))
+            fixtures = asyncio.run(read_fixtures(url, seed_value))
             bench = Bench(mode, work, pg, url, fixtures, profile)
             print(f"data ready after {time.perf_counter() - started:.0f} s", flush=True)
             for name in scenarios:
@@ -602,6 +644,7 @@ def run(mode: Mode, scenarios: list[str], seed_value: int, profile: set[str]) ->
         return {
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "mode": mode.name,
+            "backend": backend,
             "seed": seed_value,
             "data": counts,
             "seconds_per_run": mode.seconds,
@@ -626,26 +669,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="append", default=[], help="case name to py-spy")
     parser.add_argument("--out", type=Path, help="results folder [bench/results]")
+    parser.add_argument(
+        "--backend",
+        choices=("postgresql", "mariadb"),
+        default="postgresql",
+        help="the database the endpoints run on (mariadb: the endpoints scenario only)",
+    )
     args = parser.parse_args(argv)
     mode = MODES[
         "smoke" if args.smoke else "dry" if args.dry else "quick" if args.quick else "full"
     ]
-    scenarios = list(args.scenarios) or list(SCENARIOS)
+    default = ["endpoints"] if args.backend == "mariadb" else list(SCENARIOS)
+    scenarios = list(args.scenarios) or default
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(
             f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
         )
-    result = run(mode, scenarios, args.seed, set(args.profile))
+    if args.backend == "mariadb" and set(scenarios) - {"endpoints"}:
+        parser.error("--backend mariadb runs the endpoints scenario only")
+    result = run(mode, scenarios, args.seed, set(args.profile), args.backend)
     failed = [c["name"] for c in result["cases"] if c["errors"]]
     out_dir = args.out or RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"suite-{result['when'].replace(':', '').replace('+0000', 'Z')}.json"
+    stamp = result["when"].replace(":", "").replace("+0000", "Z")
+    prefix = "suite" if args.backend == "postgresql" else f"suite-{args.backend}"
+    out = out_dir / f"{prefix}-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out} ({result['wall_s']} s)")
     if mode.name == "full" and scenarios == list(SCENARIOS) and not failed:
         report.write_docs(result, out)
-    plots = report.plots(result, out_dir if mode.name != "full" else report.PLOTS)
+    # The docs' plots are PostgreSQL's full runs'; other runs plot beside their results.
+    to_docs = mode.name == "full" and args.backend == "postgresql"
+    plots = report.plots(result, report.PLOTS if to_docs else out_dir)
     print("plots: " + ", ".join(str(p) for p in plots))
     if failed:
         print(f"cases with errors: {', '.join(failed)}", file=sys.stderr)

@@ -117,7 +117,7 @@ def compare(
             )
             assert migrate.wait(120) == 0, migrate.output()
             counts = asyncio.run(seed_data(url, mode, 1))
-            fixtures = asyncio.run(read_fixtures(pg.dsn("bench"), 1))
+            fixtures = asyncio.run(read_fixtures(url, 1))
             loads = endpoint_loads(fixtures)
             if only:
                 loads = {name: loads[name] for name in only}

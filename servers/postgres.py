@@ -162,9 +162,14 @@ class PostgresServer:
 async def empty_database(url: str) -> None:
     """Remove every row of every table the models declare, keeping the schema.
 
-    For the PostgreSQL database the test session shares; a no-op on SQLite,
-    where every test gets a fresh file.
+    For the PostgreSQL or MariaDB database the test session shares; a no-op
+    on SQLite, where every test gets a fresh file.
     """
+    if url.startswith(("mysql", "mariadb")):
+        from servers.mariadb import empty_mariadb  # noqa: PLC0415
+
+        await empty_mariadb(url)
+        return
     if not url.startswith("postgresql"):
         return
     from asyncpress.app.models import Base  # noqa: PLC0415 - the app's models, only here

@@ -1,8 +1,11 @@
 """Fixtures: the real app, through its lifespan, on real databases.
 
-Every API test runs twice, on SQLite and on a PostgreSQL server the session
-starts itself (``ASYNCPRESS_TEST_BACKENDS=sqlite`` narrows that for a quick
-local run). Tests marked ``postgres_only`` run on PostgreSQL alone.
+Every API test runs on SQLite, and on a PostgreSQL and a MariaDB server the
+session starts itself (``ASYNCPRESS_TEST_BACKENDS=sqlite`` narrows that for
+a quick local run). Tests marked ``postgres_only`` run on PostgreSQL alone,
+``mariadb_only`` on MariaDB alone; ``above_the_database`` modules (what
+they test happens before any SQL) on SQLite and PostgreSQL, to keep
+``make test`` within its four minutes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from blockbuster import blockbuster_ctx
 from fastapi import FastAPI
+from servers.mariadb import MariaDBServer
 from servers.postgres import PostgresServer, empty_database, free_port
 from servers.processes import Process, RedisServer, wait_for_port
 
@@ -93,6 +97,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     backends = selected_backends()
     if metafunc.definition.get_closest_marker("postgres_only"):
         backends = tuple(b for b in backends if b == "postgresql")
+    if metafunc.definition.get_closest_marker("above_the_database"):
+        backends = tuple(b for b in backends if b != "mariadb")
+    if metafunc.definition.get_closest_marker("mariadb_only"):
+        backends = tuple(b for b in backends if b == "mariadb")
     metafunc.parametrize("backend", backends)
 
 
@@ -120,6 +128,23 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    server = MariaDBServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url(mariadb_server: MariaDBServer) -> str:
+    mariadb_server.create_database("asyncpress_test")
+    url = mariadb_server.url("asyncpress_test")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
@@ -136,8 +161,8 @@ def migrated_sqlite(sqlite_template: Path, tmp_path: Path) -> str:
 
 @pytest.fixture
 def database_url(backend: str, request: pytest.FixtureRequest) -> str:
-    if backend == "postgresql":
-        url: str = request.getfixturevalue("postgres_url")
+    if backend in ("postgresql", "mariadb"):
+        url: str = request.getfixturevalue(f"{backend}_url".replace("postgresql", "postgres"))
         return url
     sqlite: str = request.getfixturevalue("migrated_sqlite")
     return sqlite
@@ -175,7 +200,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[str]:
     """``asyncpress serve`` in its own process; yields its base URL."""
-    if "asyncpg" in database_url:
+    if not database_url.startswith("sqlite"):
         asyncio.run(empty_database(database_url))
     served = Served(
         database_url,

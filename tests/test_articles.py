@@ -112,6 +112,33 @@ class TestCreateArticle:
         assert await row_count(app, "articles") == 0
 
 
+async def test_every_field_at_its_longest_in_four_byte_characters_is_kept_whole(
+    client: httpx.AsyncClient,
+) -> None:
+    """The longest values the API accepts fit every backend's columns.
+
+    Four-byte characters (utf8mb4 on MySQL) at each limit: MySQL's TEXT
+    holds 65,535 bytes, a quarter of the longest body.
+    """
+    alice = await register(client)
+    longest = {
+        "title": "🐉" * 200,
+        "description": "🐉" * 1000,
+        "body": "🐉" * 100_000,
+        "tagList": ["🐉" * 64],
+    }
+    created = await create_article(client, alice, **longest)
+    article = (await client.get(f"/api/articles/{created['slug']}")).json()["article"]
+    assert {key: article[key] for key in longest} == longest
+    comment = await add_comment(client, alice, created["slug"], "🐉" * 10_000)
+    listed = (await client.get(f"/api/articles/{created['slug']}/comments")).json()
+    assert listed["comments"][0]["body"] == comment["body"] == "🐉" * 10_000
+    bio = {"user": {"bio": "🐉" * 2000}}
+    assert (await client.put("/api/user", json=bio, headers=alice.headers)).status_code == 200
+    profile = (await client.get(f"/api/profiles/{alice.username}")).json()["profile"]
+    assert profile["bio"] == "🐉" * 2000
+
+
 class TestGetArticle:
     async def test_unknown_slug_is_404(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/api/articles/nope")

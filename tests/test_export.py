@@ -42,13 +42,16 @@ async def _seed(sessionmaker_source: object, articles: int) -> None:
             follows=0,
             seed_value=5,
         )
+        on_mysql = session.bind.dialect.name in ("mysql", "mariadb")
+        # MySQL's || is OR; its CONCAT is what the others' || is.
+        concat = "CONCAT({}, :suffix)" if on_mysql else "{} || :suffix"
         for copy in range(1, articles // SEEDED):
             suffix = f"-copy{copy}"
             await session.execute(
                 text(
-                    "INSERT INTO articles (slug, title, description, body, author_id,"
+                    "INSERT INTO articles (slug, title, description, body, author_id,"  # noqa: S608
                     " favorites_count, created_at, updated_at)"
-                    " SELECT slug || :suffix, title, description, body, author_id,"
+                    f" SELECT {concat.format('slug')}, title, description, body, author_id,"
                     " favorites_count, created_at, updated_at"
                     " FROM articles WHERE id <= :seeded"
                 ),
@@ -56,11 +59,11 @@ async def _seed(sessionmaker_source: object, articles: int) -> None:
             )
             await session.execute(
                 text(
-                    "INSERT INTO article_tags (article_id, tag_id, article_created_at)"
+                    "INSERT INTO article_tags (article_id, tag_id, article_created_at)"  # noqa: S608
                     " SELECT copied.id, tagged.tag_id, tagged.article_created_at"
                     " FROM article_tags tagged"
                     " JOIN articles seeded ON seeded.id = tagged.article_id"
-                    " JOIN articles copied ON copied.slug = seeded.slug || :suffix"
+                    f" JOIN articles copied ON copied.slug = {concat.format('seeded.slug')}"
                     " WHERE seeded.id <= :seeded"
                 ),
                 {"suffix": suffix, "seeded": SEEDED},

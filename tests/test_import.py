@@ -5,10 +5,14 @@ from typing import Any
 
 import httpx
 import pytest
+from anyio.to_thread import run_sync
 from fastapi import FastAPI
+from servers.mariadb import MariaDBServer
 
+from asyncpress.core.db.bulk import batches
+from asyncpress.core.uow import Database
 from tests.factories import Account, create_article, register
-from tests.support.app import row_count
+from tests.support.app import row_count, wired
 
 
 def _items(count: int, **overrides: Any) -> list[dict[str, Any]]:
@@ -121,3 +125,39 @@ class TestImport:
     async def test_needs_a_token(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/api/articles/import", json={"articles": _items(1)})
         assert response.status_code == 401
+
+
+@pytest.mark.mariadb_only
+async def test_an_import_larger_than_the_servers_packet_is_cut_to_fit(
+    client: httpx.AsyncClient, app: FastAPI, mariadb_server: MariaDBServer
+) -> None:
+    """MySQL refuses a statement over max_allowed_packet: the batches fit it."""
+    alice = await register(client)
+    # 40 bodies of 50,000 characters (75,000 bytes): 3 MB against a 1 MiB packet.
+    body = "é" * 25_000 + "b" * 25_000
+    items = _items(40, body=body)
+    await run_sync(mariadb_server.sql, "SET GLOBAL max_allowed_packet = 1048576")
+    try:
+        await wired(app, Database).engine.dispose()  # new connections read the new size
+        response = await _import(client, alice, {"articles": items})
+    finally:
+        await run_sync(mariadb_server.sql, "SET GLOBAL max_allowed_packet = 16777216")
+        await wired(app, Database).engine.dispose()
+    assert response.status_code == 201, response.text
+    assert await row_count(app, "articles") == 40
+    article = (await client.get("/api/articles/imported-39")).json()["article"]
+    assert article["body"] == body
+
+
+def test_batches_keep_order_and_bounds() -> None:
+    rows = [{"body": "x" * (n % 7) * 100} for n in range(50)]
+    cut = batches(rows, 8, 2_000)
+    assert [row for batch in cut for row in batch] == rows
+    assert all(0 < len(batch) <= 8 for batch in cut)
+    for batch in cut:
+        size = sum(16 + 4 * len(row["body"]) for row in batch)
+        assert size <= 2_000 or len(batch) == 1
+    # No byte budget: only the row count cuts.
+    assert [len(batch) for batch in batches(rows, 8, None)] == [8] * 6 + [2]
+    # A row over the budget alone is a batch of its own.
+    assert [len(batch) for batch in batches([{"b": "x" * 900}, {"b": ""}], 8, 100)] == [1, 1]

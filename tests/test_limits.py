@@ -16,6 +16,9 @@ from asyncpress.core.uow import Database
 from asyncpress.core.web import provided
 from tests.support.app import make_settings, wired
 
+# SQLite and PostgreSQL only: deadlines and body limits act before the database.
+pytestmark = pytest.mark.above_the_database
+
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from servers.postgres import empty_database, free_port
@@ -18,6 +19,9 @@ from asyncpress.app.main import create_app
 from tests.support.app import make_settings, row_count
 from tests.support.http import TLS
 from tests.support.live import Served
+
+# SQLite and PostgreSQL only: limits are counted in memory or Redis, not in the database.
+pytestmark = pytest.mark.above_the_database
 
 LIMITS = {
     "rate_limits": True,

@@ -12,6 +12,9 @@ from asyncpress.rendering.pool import Renderer
 from tests.factories import create_article, register
 from tests.support.app import make_settings, wired
 
+# SQLite and PostgreSQL only: rendering happens in worker processes, on what one row read returns.
+pytestmark = pytest.mark.above_the_database
+
 
 class _Tags(HTMLParser):
     """The tags and attributes a browser would act on (escaped text is not one)."""

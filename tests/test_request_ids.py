@@ -15,6 +15,9 @@ from asyncpress.core.uow import Database
 from tests.factories import register
 from tests.support.app import wired
 
+# SQLite and PostgreSQL only: request ids are made and logged above the database.
+pytestmark = pytest.mark.above_the_database
+
 
 async def _column(app: FastAPI, table: str) -> list[str | None]:
     async with wired(app, Database).sessionmaker() as session:

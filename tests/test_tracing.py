@@ -30,6 +30,9 @@ from tests.support.app import make_settings
 from tests.support.http import TLS
 from tests.support.live import Served
 
+# SQLite and PostgreSQL only: spans wrap statements the same way on every SQL backend.
+pytestmark = pytest.mark.above_the_database
+
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:

@@ -24,7 +24,7 @@ T = TypeVar("T")
 # Children before parents, every table the models declare.
 TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
 
-ALL_BACKENDS = ("sqlite", "postgresql")
+ALL_BACKENDS = ("sqlite", "postgresql", "mariadb")
 
 
 def selected_backends() -> tuple[str, ...]:

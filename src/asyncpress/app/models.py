@@ -3,7 +3,7 @@
 from asyncpress.articles.models import Article, Favorite
 from asyncpress.comments.models import Comment
 from asyncpress.core.db.base import Base
-from asyncpress.events.models import Event, EventTicket
+from asyncpress.events.models import Event, EventOrder, EventTicket
 from asyncpress.notifications.models import OutboxMessage
 from asyncpress.previews.models import LinkPreview
 from asyncpress.profiles.models import Follow
@@ -15,6 +15,7 @@ __all__ = [
     "Base",
     "Comment",
     "Event",
+    "EventOrder",
     "EventTicket",
     "Favorite",
     "Follow",

@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from anyio.to_thread import run_sync
-from sqlalchemy import tuple_
+from sqlalchemy import ColumnElement, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asyncpress.articles import repository
 from asyncpress.articles.models import Article
 from asyncpress.articles.repository import ArticleRecord, Filters
 from asyncpress.articles.schemas import ArticleOut
+from asyncpress.core.db.engine import dialect_of
 
 EXPORT_CHUNK = 500
 # Rows this process has streamed out (a /metrics counter).
@@ -40,19 +41,31 @@ CSV_COLUMNS = [
 ]
 
 
+def _before(dialect: str, created: datetime, article_id: int) -> ColumnElement[bool]:
+    """Rows after (``created``, ``article_id``) in the export's order, as an index seek.
+
+    A row-value comparison, so that PostgreSQL's (created_at, id) index seeks
+    to the position; the equivalent OR form made it scan from the top on
+    every chunk. MySQL/MariaDB do the opposite: no range from a row value
+    (every chunk scanned and sorted the table: 46 s for 50,000 articles), a
+    range from ``created_at <= x`` with the rest checked on the way.
+    """
+    if dialect == "mysql":
+        return (Article.created_at <= created) & (
+            (Article.created_at < created) | (Article.id < article_id)
+        )
+    return tuple_(Article.created_at, Article.id) < tuple_(created, article_id)
+
+
 async def chunks(
     sessionmaker: async_sessionmaker[AsyncSession], filters: Filters, size: int = EXPORT_CHUNK
 ) -> AsyncIterator[list[ArticleRecord]]:
     last: tuple[datetime, int] | None = None
     while True:
         where = filters.where()
-        if last is not None:
-            created, article_id = last
-            # A row-value comparison, so the (created_at, id) index seeks to the
-            # position; the equivalent OR form made PostgreSQL scan from the top
-            # on every chunk.
-            where.append(tuple_(Article.created_at, Article.id) < tuple_(created, article_id))
         async with sessionmaker() as session:
+            if last is not None:
+                where.append(_before(dialect_of(session), *last))
             page = await repository.records(session, viewer_id=None, where=where, limit=size)
         if not page:
             return

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from asyncpress.core.db.base import Base, utcnow
+from asyncpress.core.db.base import Base, LongText, utcnow
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User
 
@@ -20,8 +20,8 @@ class Article(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(255), unique=True)
     title: Mapped[str] = mapped_column(String(255))
-    description: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(LongText)
+    body: Mapped[str] = mapped_column(LongText)
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     # Kept in step with ``favorites`` by the same statement that adds or
     # removes a favorite row, so list pages read one column instead of counting.

@@ -30,12 +30,14 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    insert,
     null,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -43,6 +45,7 @@ from asyncpress.articles.models import Article, Favorite, RetiredSlug
 from asyncpress.core.db.base import utc, utcnow
 from asyncpress.core.db.bulk import insert_ignoring_conflicts, table_of
 from asyncpress.core.db.engine import Reader, dialect_of
+from asyncpress.core.db.references import duplicate_key
 from asyncpress.fast.rows import Prepared
 from asyncpress.profiles.models import Follow
 from asyncpress.profiles.repository import following_expr, profile_from_row
@@ -125,7 +128,7 @@ class ArticleRecord:
 
 
 def _tag_list(dialect: str) -> ColumnElement[Any]:
-    """The article's tag names in the row: an array on PostgreSQL, JSON on SQLite."""
+    """The article's tag names in the row: an array on PostgreSQL, JSON elsewhere."""
     names = (
         select(Tag.name)
         .join(article_tags, article_tags.c.tag_id == Tag.id)
@@ -133,11 +136,24 @@ def _tag_list(dialect: str) -> ColumnElement[Any]:
     )
     if dialect == "postgresql":
         return func.array(names.order_by(Tag.name).scalar_subquery(), type_=ARRAY(String))
+    if dialect == "mysql":
+        # From the article's links (its primary key's prefix) to their tags,
+        # in that order: MariaDB otherwise reads every tag per article.
+        by_links = (
+            select(func.json_arrayagg(Tag.name))
+            .select_from(article_tags)
+            .join(Tag, Tag.id == article_tags.c.tag_id)
+            .where(article_tags.c.article_id == Article.id)
+            .prefix_with("STRAIGHT_JOIN")
+        )
+        return by_links.scalar_subquery()
     return names.with_only_columns(func.json_group_array(Tag.name)).scalar_subquery()
 
 
 def _names(value: Any) -> list[str]:
-    if isinstance(value, str):  # SQLite's JSON array, in no particular order
+    if value is None:  # MySQL's JSON_ARRAYAGG over no tags
+        return []
+    if isinstance(value, str | bytes):  # a JSON array, in no particular order
         return sorted(json.loads(value))
     return list(value)
 
@@ -179,12 +195,20 @@ def _select(
     ]
     if total is not None:
         columns.append(total.scalar_subquery().label("total"))
-    return (
+    stmt = (
         select(*columns)
         .join(User, User.id == Article.author_id)
         .where(*where)
         .order_by(Article.created_at.desc(), Article.id.desc())
     )
+    if dialect == "mysql":
+        # Articles first, in the (created_at, id) index's order, so that the
+        # LIMIT stops the scan and the tag subquery runs for the page's rows
+        # only. MariaDB's own choice (the few users first) sorted every
+        # article, running the subquery for each: 3.5 s for a 500-row page
+        # of 50,000 articles.
+        stmt = stmt.prefix_with("STRAIGHT_JOIN")
+    return stmt
 
 
 def _count(values: dict[str, Any]) -> Select[Any]:
@@ -519,6 +543,8 @@ async def move_favorite(
         if not rows:
             return None
         return FavoriteMoved(rows[0]["favorites_count"], users_repository.detached(rows[0]))
+    if dialect_of(session) == "mysql":
+        return await _move_favorite_mysql(session, user_id, article_id, favorite=favorite)
     table = _FAVORITES
     if favorite:
         written = insert_ignoring_conflicts(session, table).values(
@@ -531,15 +557,72 @@ async def move_favorite(
     articles = table_of(Article)
     count, author_id = (
         await session.execute(
-            update(articles)
-            .where(articles.c.id == article_id)
-            .values(favorites_count=articles.c.favorites_count + (1 if favorite else -1))
-            .returning(articles.c.favorites_count, articles.c.author_id)
+            _count_moved(favorite).returning(articles.c.favorites_count, articles.c.author_id),
+            {"article_id": article_id},
         )
     ).one()
+    return await _moved(session, count, author_id)
+
+
+def _count_moved(favorite: bool, *, undo: bool = False) -> Any:
+    articles = table_of(Article)
+    by = (1 if favorite else -1) * (-1 if undo else 1)
+    return (
+        update(articles)
+        .where(articles.c.id == bindparam("article_id", type_=Integer))
+        .values(favorites_count=articles.c.favorites_count + by)
+    )
+
+
+async def _moved(session: AsyncSession, count: int, author_id: int) -> FavoriteMoved:
     owner = await users_repository.read(session, author_id)
     assert owner is not None  # the article's author: the row is held by the FK
     return FavoriteMoved(count, owner)
+
+
+async def _move_favorite_mysql(
+    session: AsyncSession, user_id: int, article_id: int, *, favorite: bool
+) -> FavoriteMoved | None:
+    """MySQL's favorite and unfavorite: the article's row lock first.
+
+    InnoDB's foreign-key check on the favorite row takes a shared lock on the
+    article, which the count's UPDATE then has to upgrade: two concurrent
+    favorites would each hold the shared lock and deadlock on the upgrade
+    (PostgreSQL's key-share lock does not conflict with the update). Moving
+    the count first takes the exclusive lock before the check, so writers of
+    one article queue instead; a write that changed no row undoes the count
+    (a repeat, the rare path). MySQL has no UPDATE … RETURNING: the count is
+    read back under the lock.
+    """
+    ids = {"article_id": article_id}
+    await session.execute(_count_moved(favorite), ids)
+    table = _FAVORITES
+    changed = True
+    if favorite:
+        # A plain INSERT: MySQL's ignoring insert counts a duplicate as a row
+        # (insert_ignoring_conflicts); a duplicate-key error undoes this
+        # statement only, and the transaction goes on.
+        try:
+            await session.execute(insert(table).values(user_id=user_id, article_id=article_id))
+        except IntegrityError as exc:
+            if not duplicate_key(exc):
+                raise
+            changed = False
+    else:
+        gone = delete(table).where(table.c.user_id == user_id, table.c.article_id == article_id)
+        changed = bool((await session.execute(gone)).rowcount)  # type: ignore[attr-defined]
+    if not changed:
+        await session.execute(_count_moved(favorite, undo=True), ids)
+        return None
+    articles = table_of(Article)
+    count, author_id = (
+        await session.execute(
+            select(articles.c.favorites_count, articles.c.author_id).where(
+                articles.c.id == article_id
+            )
+        )
+    ).one()
+    return await _moved(session, count, author_id)
 
 
 async def delete_article(session: AsyncSession, article_id: int) -> None:

@@ -203,7 +203,7 @@ def backend_for(settings: Settings) -> CacheBackend:
         "caching is off: this process may not be the only one serving %s "
         "(SERVE_WORKERS=%s) and REDIS_URL is not set; set REDIS_URL to share a cache, "
         "or LOCAL_CACHE=on if this is the only process",
-        "a PostgreSQL database" if not settings.is_sqlite else "this database",
+        "a shared database server" if not settings.is_sqlite else "this database",
         settings.serve_workers,
     )
     return NoCache()

@@ -22,6 +22,11 @@ ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
+    # MySQL 8 and MariaDB 10.6+, through asyncmy (docs/operations.md says why
+    # asyncmy rather than aiomysql); "mariadb" turns on SQLAlchemy's
+    # MariaDB-only mode.
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mariadb+asyncmy",
 }
 
 
@@ -208,6 +213,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def is_mysql(self) -> bool:
+        """MySQL or MariaDB (one family: the same SQL, the same driver)."""
+        return self.database_url.startswith(("mysql", "mariadb"))
 
     @property
     def process_cache(self) -> bool:

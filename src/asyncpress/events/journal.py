@@ -4,7 +4,9 @@ Ids are handed out in commit order, so a reader that has seen id N has seen
 everything below N that will ever exist. SQLite gets this for free (one
 writer at a time); on PostgreSQL a transaction-scoped advisory lock, taken
 by the insert itself and released by the commit that follows it,
-serialises the few microseconds between taking an id and committing it.
+serialises the few microseconds between taking an id and committing it. On
+MySQL/MariaDB the lock is that of ``event_order``'s one row, taken by an
+upsert just before the insert (a second round trip) and released the same way.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from typing import Any
 
 from fastapi.sse import format_sse_event
 from sqlalchemy import Insert, bindparam, delete, func, insert, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.bulk import table_of
+from asyncpress.core.db.engine import dialect_of
 from asyncpress.core.logs import current_request_id
 from asyncpress.core.schemas import iso_millis
 from asyncpress.core.uow import UnitOfWork
-from asyncpress.events.models import Event
+from asyncpress.events.models import Event, EventOrder
 from asyncpress.fast.rows import Prepared
 from asyncpress.fast.wire import http_chunk, ws_text_frame
 
@@ -86,12 +90,22 @@ async def append(
         "data": compact_json(data),
         "request_id": current_request_id(),
     }
-    bind = session.bind
-    if bind is not None and bind.dialect.name == "postgresql":
+    dialect = dialect_of(session)
+    if dialect == "postgresql":
         await _LOCKED_INSERT.rows(session, row)
     else:
+        if dialect == "mysql":
+            await session.execute(_ORDER_LOCK)
         await session.execute(insert(table_of(Event)), row)
     uow.wake_streams()
+
+
+# The upsert whose row lock, held to the commit, orders MySQL's event ids.
+_ORDER_LOCK = (
+    mysql_insert(table_of(EventOrder))
+    .values(id=1, appends=1)
+    .on_duplicate_key_update(appends=table_of(EventOrder).c.appends + 1)
+)
 
 
 def _locked_insert() -> Insert:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from asyncpress.core.db.base import Base
+from asyncpress.core.db.base import Base, LongText
 
 
 class Event(Base):
@@ -25,8 +25,8 @@ class Event(Base):
     )
     type: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime]
-    channels: Mapped[str] = mapped_column(Text)
-    data: Mapped[str] = mapped_column(Text)
+    channels: Mapped[str] = mapped_column(LongText)
+    data: Mapped[str] = mapped_column(LongText)
     # The request that wrote it (X-Request-ID), to find its log lines.
     request_id: Mapped[str | None] = mapped_column(String(64), default=None)
 
@@ -42,3 +42,18 @@ class EventTicket(Base):
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class EventOrder(Base):
+    """One row whose lock orders event ids by commit on MySQL/MariaDB.
+
+    An event append upserts row 1 before its insert and holds that row's
+    lock until its transaction ends (``events.journal``), the part an
+    advisory transaction lock plays on PostgreSQL. The row is made by the
+    first append, so emptying the tables loses nothing. Unused elsewhere.
+    """
+
+    __tablename__ = "event_order"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    appends: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from logging.config import fileConfig
 
 from alembic import context
@@ -27,7 +28,34 @@ def _url() -> str:
     return get_settings().database_url
 
 
+class _NamedPrimaryKeyNote(logging.Filter):
+    """Drops MySQL's note that a primary key's name is ignored (there it is always PRIMARY).
+
+    The naming convention names every constraint for PostgreSQL and SQLite;
+    asyncmy logs the server's note once per table, which says nothing to act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "ignored for PRIMARY key" not in record.getMessage()
+
+
+logging.getLogger("asyncmy").addFilter(_NamedPrimaryKeyNote())
+
+
+def _binary_text_by_default(connection: Connection) -> None:
+    """MySQL/MariaDB: new tables compare text byte for byte, as PostgreSQL does.
+
+    Uniqueness "regardless of case" is the application's own rule
+    (``users.username_key``, lower-cased e-mails), the same on every backend;
+    a server's default collation (case- and accent-insensitive) would make
+    "José" and "jose", or two slugs differing by case, collide here only.
+    """
+    if connection.dialect.name in ("mysql", "mariadb"):
+        connection.exec_driver_sql("ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+
+
 def _configure(connection: Connection) -> None:
+    _binary_text_by_default(connection)
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from asyncpress.core.db.base import Base, utcnow
+from asyncpress.core.db.base import Base, LongText, utcnow
 
 PENDING = "pending"
 SENDING = "sending"
@@ -35,7 +35,7 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     locked_by: Mapped[str | None] = mapped_column(String(128), default=None)
-    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_error: Mapped[str | None] = mapped_column(LongText, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The request that queued it (X-Request-ID), to find its log lines.
     request_id: Mapped[str | None] = mapped_column(String(64), default=None)

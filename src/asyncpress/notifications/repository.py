@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.bulk import insert_ignoring_conflicts, table_of
+from asyncpress.core.db.engine import dialect_of
 from asyncpress.core.logs import current_request_id
 from asyncpress.notifications.models import DEAD, PENDING, SENDING, SENT, OutboxMessage
 
@@ -53,7 +54,8 @@ async def claim(
     Due: pending and past their next attempt, or claimed by a worker whose
     lease ran out (it died mid-delivery). On PostgreSQL the rows are picked
     with ``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint sets;
-    on SQLite the caller's write transaction serialises claims.
+    on SQLite the caller's write transaction serialises claims. MySQL 8 and
+    MariaDB 10.6 skip locked rows the same way.
     """
     due = (
         select(OutboxMessage.id)
@@ -79,16 +81,22 @@ async def claim(
             locked_until=now + lease,
             locked_by=worker,
         )
-        .returning(
-            OutboxMessage.id,
-            OutboxMessage.idempotency_key,
-            OutboxMessage.kind,
-            OutboxMessage.to_email,
-            OutboxMessage.payload,
-            OutboxMessage.attempts,
-        )
     )
-    rows = (await session.execute(stmt)).all()
+    claimed = (
+        OutboxMessage.id,
+        OutboxMessage.idempotency_key,
+        OutboxMessage.kind,
+        OutboxMessage.to_email,
+        OutboxMessage.payload,
+        OutboxMessage.attempts,
+    )
+    if dialect_of(session) == "mysql":
+        # No UPDATE … RETURNING: the rows are read back under the locks the
+        # SELECT … FOR UPDATE took, so they are what this update left.
+        await session.execute(stmt)
+        rows = (await session.execute(select(*claimed).where(OutboxMessage.id.in_(ids)))).all()
+    else:
+        rows = (await session.execute(stmt.returning(*claimed))).all()
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
 

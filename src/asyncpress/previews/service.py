@@ -19,7 +19,7 @@ from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.bulk import upsert
 from asyncpress.core.db.engine import begin_write
 from asyncpress.previews.fetch import Fetcher
-from asyncpress.previews.models import LinkPreview
+from asyncpress.previews.models import LinkPreview, url_key_of
 from asyncpress.previews.ssrf import PreviewFailed
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ class Previews:
             rows = (
                 await session.execute(
                     select(LinkPreview).where(
-                        LinkPreview.url.in_(urls), LinkPreview.fetched_at >= now - self.max_age
+                        LinkPreview.url_key.in_([url_key_of(url) for url in urls]),
+                        LinkPreview.fetched_at >= now - self.max_age,
                     )
                 )
             ).scalars()
@@ -82,10 +83,13 @@ class Previews:
             return
         # Sorted, so that concurrent writers of the same URLs (a background
         # warm-up and a read) take row locks in one order and cannot deadlock.
-        rows = sorted(({**p, "fetched_at": now} for p in previews), key=lambda r: str(r["url"]))
+        rows = sorted(
+            ({"url_key": url_key_of(str(p["url"])), **p, "fetched_at": now} for p in previews),
+            key=lambda r: str(r["url_key"]),
+        )
         async with self.sessionmaker() as session:
             await begin_write(session)
-            await upsert(session, LinkPreview, rows, "url")
+            await upsert(session, LinkPreview, rows, "url_key")
             await session.commit()
 
     async def one(self, url: str) -> Preview:

@@ -3,10 +3,10 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text, false, true
+from sqlalchemy import Index, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
-from asyncpress.core.db.base import Base, utcnow
+from asyncpress.core.db.base import Base, LongText, utcnow
 
 
 def fold(username: str) -> str:
@@ -34,7 +34,7 @@ class User(Base):
     # Stored lower-cased, so the unique constraint is case-insensitive.
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    bio: Mapped[str] = mapped_column(Text, default="")
+    bio: Mapped[str] = mapped_column(LongText, default="")
     image: Mapped[str | None] = mapped_column(String(2048), default=None)
     # Which e-mails the user wants (see notifications/).
     notify_comment: Mapped[bool] = mapped_column(default=True, server_default=true())

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, Text
+from sqlalchemy.dialects.mysql import DATETIME, MEDIUMTEXT
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -28,11 +29,29 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Unbounded text. MySQL's TEXT holds 65,535 bytes, less than a 100,000-character
+# body or an event carrying one: MEDIUMTEXT (16 MB) there.
+LongText = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
+
+# Backends whose timestamp columns keep no zone: UTC is stored as a naive value.
+_ZONELESS = frozenset({"sqlite", "mysql", "mariadb"})
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend (SQLite keeps no zone itself)."""
+    """An aware UTC datetime on every backend (SQLite and MySQL keep no zone themselves).
+
+    On MySQL/MariaDB the column is ``DATETIME(6)``: microseconds kept, as on
+    the other backends (a plain DATETIME rounds them away, and keyset pages
+    and event order need them). Not ``TIMESTAMP``, which ends in 2038.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(DATETIME(fsp=6))
+        return dialect.type_descriptor(self.impl)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -40,7 +59,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.replace(tzinfo=None) if dialect.name in _ZONELESS else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else utc(value)

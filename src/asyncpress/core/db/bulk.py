@@ -5,20 +5,43 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect."""
+def _dialect(session: AsyncSession) -> str:
     bind = session.bind
-    if bind is not None and bind.dialect.name == "postgresql":
+    name = "" if bind is None else bind.dialect.name
+    return "mysql" if name == "mariadb" else name
+
+
+def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect.
+
+    MySQL's form is ``ON DUPLICATE KEY UPDATE key = key``: a duplicate changes
+    nothing, and unlike ``INSERT IGNORE`` a failed foreign key or a value too
+    long is still an error. Its row count does not tell an insert from a
+    duplicate (SQLAlchemy connects with CLIENT_FOUND_ROWS), so a caller that
+    needs to know uses a plain INSERT there.
+    """
+    dialect = _dialect(session)
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
 
         return pg_insert(table).on_conflict_do_nothing()
+    if dialect == "mysql":
+        from sqlalchemy.dialects.mysql import insert as mysql_insert  # noqa: PLC0415
+
+        key = next(iter(table_of_any(table).primary_key.columns))
+        return mysql_insert(table).on_duplicate_key_update({key.name: key})
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
 
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def table_of_any(target: Any) -> Table:
+    """The Table of a Table or of a mapped class."""
+    return target if isinstance(target, Table) else table_of(target)
 
 
 INSERT_BATCH = 1000
@@ -49,10 +72,16 @@ async def insert_rows(
     """Multi-row INSERTs of up to ``INSERT_BATCH`` rows each.
 
     With ``returning_ids`` the new ids come back in the order of ``rows``.
+    On MySQL a statement must also fit the server's ``max_allowed_packet``
+    (16 MB by default on MariaDB): batches are cut to half of it too.
     """
+    budget: int | None = None
+    if _dialect(session) == "mysql":
+        packet = (await session.execute(text("SELECT @@max_allowed_packet"))).scalar_one()
+        budget = int(packet) // 2
     ids: list[int] = []
-    for start in range(0, len(rows), INSERT_BATCH):
-        chunk = rows[start : start + INSERT_BATCH]
+    done = 0
+    for chunk in batches(rows, INSERT_BATCH, budget):
         if returning_ids:
             stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
             ids.extend((await session.execute(stmt, chunk)).scalars().all())
@@ -60,20 +89,54 @@ async def insert_rows(
             await session.execute(insert_ignoring_conflicts(session, table), chunk)
         else:
             await session.execute(insert(table), chunk)
-        progress(table.name, start + len(chunk), len(rows))
+        done += len(chunk)
+        progress(table.name, done, len(rows))
     return ids
+
+
+def _size(row: dict[str, Any]) -> int:
+    """An upper bound of the row's bytes in a statement: 4 per character (utf8mb4)."""
+    return 16 + sum(4 * len(v) if isinstance(v, str) else 32 for v in row.values())
+
+
+def batches(
+    rows: Sequence[dict[str, Any]], most: int, budget: int | None
+) -> list[Sequence[dict[str, Any]]]:
+    """``rows`` in order, cut into runs of at most ``most`` rows and ``budget`` bytes.
+
+    A row larger than the budget alone goes in a batch of its own (the
+    server then says whether it fits).
+    """
+    out: list[Sequence[dict[str, Any]]] = []
+    start, size = 0, 0
+    for index, row in enumerate(rows):
+        row_size = _size(row) if budget is not None else 0
+        full = index - start == most or (budget is not None and size + row_size > budget)
+        if full and index > start:
+            out.append(rows[start:index])
+            start, size = index, 0
+        size += row_size
+    if start < len(rows):
+        out.append(rows[start:])
+    return out
 
 
 async def upsert(
     session: AsyncSession, model: type[Any], rows: Sequence[dict[str, Any]], key: str
 ) -> None:
     """INSERT … ON CONFLICT (key) DO UPDATE, in the session's dialect."""
-    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415
+    from sqlalchemy.dialects import mysql, postgresql, sqlite  # noqa: PLC0415
 
-    bind = session.bind
-    on_postgres = bind is not None and bind.dialect.name == "postgresql"
-    stmt: Any = postgresql.insert(model) if on_postgres else sqlite.insert(model)
+    dialect = _dialect(session)
     columns = [c for c in rows[0] if c != key]
+    if dialect == "mysql":
+        upserting = mysql.insert(model)
+        await session.execute(
+            upserting.on_duplicate_key_update({c: getattr(upserting.inserted, c) for c in columns}),
+            list(rows),
+        )
+        return
+    stmt: Any = postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[key], set_={c: getattr(stmt.excluded, c) for c in columns}

@@ -1,4 +1,4 @@
-"""Engines and sessions: SQLite through aiosqlite, PostgreSQL through asyncpg."""
+"""Engines and sessions: SQLite (aiosqlite), PostgreSQL (asyncpg), MySQL and MariaDB (asyncmy)."""
 
 from __future__ import annotations
 
@@ -45,10 +45,60 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+# What every MySQL/MariaDB connection is set to before it is used: rejected
+# rather than truncated or zeroed values (strict), timestamps read and written
+# in UTC whatever the server's zone, and no SQL mode a server's configuration
+# file may add that changes what the statements mean.
+_MYSQL_SESSION = (
+    "SET SESSION time_zone = '+00:00', "
+    "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+)
+
+
+def _install_mysql_hooks(engine: AsyncEngine, statement_timeout_ms: int) -> None:
+    """The session settings above, and the statement deadline, on every new connection.
+
+    MariaDB bounds a statement with ``max_statement_time`` (seconds), MySQL a
+    SELECT with ``max_execution_time`` (milliseconds); which one the server
+    has is read once per connection.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(_MYSQL_SESSION)
+            if statement_timeout_ms:
+                cursor.execute("SELECT VERSION()")
+                (version,) = cursor.fetchone()
+                if "mariadb" in str(version).lower():
+                    seconds = statement_timeout_ms / 1000
+                    cursor.execute(f"SET SESSION max_statement_time = {seconds:.3f}")
+                else:
+                    cursor.execute(f"SET SESSION max_execution_time = {statement_timeout_ms:d}")
+        finally:
+            cursor.close()
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     connect_args: dict[str, Any]
+    options: dict[str, Any] = {}
     if settings.is_sqlite:
         connect_args = {"timeout": 15}
+    elif settings.is_mysql:
+        connect_args = {"charset": "utf8mb4"}
+        options = {
+            # PostgreSQL's default, which the use cases are written for: each
+            # statement sees what committed before it, and InnoDB takes no gap
+            # locks, which at REPEATABLE READ deadlock concurrent inserts.
+            "isolation_level": "READ COMMITTED",
+            # A connection the server closed after wait_timeout (or a restart)
+            # is found by one COM_PING round trip at checkout and replaced;
+            # recycling well inside the default wait_timeout (8 h) makes that rare.
+            "pool_pre_ping": True,
+            "pool_recycle": 3600,
+        }
     else:
         server_settings = {"application_name": "asyncpress"}
         if settings.db_statement_timeout_ms:
@@ -62,9 +112,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout_s,
         poolclass=FairAsyncPool,
         connect_args=connect_args,
+        **options,
     )
     if settings.is_sqlite:
         _install_sqlite_hooks(engine)
+    elif settings.is_mysql:
+        _install_mysql_hooks(engine, settings.db_statement_timeout_ms)
     else:
         event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     return engine
@@ -95,6 +148,12 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
         if engine.dialect.name == "postgresql":
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
             await autocommit.exec_driver_sql("VACUUM ANALYZE")
+        elif family(engine.dialect.name) == "mysql":
+            tables = (await connection.exec_driver_sql("SHOW TABLES")).scalars().all()
+            if tables:
+                names = ", ".join(f"`{name}`" for name in tables)
+                await connection.exec_driver_sql(f"ANALYZE TABLE {names}")
+            await connection.commit()
         else:
             await connection.exec_driver_sql("ANALYZE")
             await connection.commit()
@@ -105,13 +164,18 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
 Reader = AsyncSession | AsyncConnection
 
 
+def family(dialect_name: str) -> str:
+    """``postgresql``, ``sqlite`` or ``mysql`` (MariaDB included: the same SQL here)."""
+    return "mysql" if dialect_name == "mariadb" else dialect_name
+
+
 def dialect_of(reader: Reader) -> str:
-    """``postgresql`` or ``sqlite``: the dialect the reader's engine speaks."""
+    """``postgresql``, ``sqlite`` or ``mysql``: the SQL the reader's engine speaks."""
     if isinstance(reader, AsyncConnection):
-        return reader.dialect.name
+        return family(reader.dialect.name)
     bind = reader.bind
     assert bind is not None, "sessions are made by create_sessionmaker, bound to an engine"
-    return bind.dialect.name
+    return family(bind.dialect.name)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

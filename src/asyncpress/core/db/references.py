@@ -6,11 +6,15 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from asyncpress.core.db_faults import chain
+from asyncpress.core.db_faults import chain, mysql_code
 
 # PostgreSQL's foreign_key_violation; asyncpg's errors and SQLAlchemy's
 # wrappers of them both carry it as ``sqlstate``.
 _FOREIGN_KEY_VIOLATION = "23503"
+# MySQL's "cannot add or update a child row: a foreign key constraint fails".
+_MYSQL_NO_REFERENCED_ROW = frozenset({1452, 1216})
+# MySQL's duplicate entry for a unique key.
+_MYSQL_DUPLICATE_KEY = 1062
 
 
 def _refers_to_a_missing_row(exc: BaseException) -> bool:
@@ -19,7 +23,14 @@ def _refers_to_a_missing_row(exc: BaseException) -> bool:
             return True
         if isinstance(cause, sqlite3.IntegrityError) and "FOREIGN KEY" in str(cause):
             return True
+        if mysql_code(cause) in _MYSQL_NO_REFERENCED_ROW:
+            return True
     return False
+
+
+def duplicate_key(exc: BaseException) -> bool:
+    """Whether ``exc`` is MySQL's duplicate-key error (for MySQL-only paths)."""
+    return any(mysql_code(cause) == _MYSQL_DUPLICATE_KEY for cause in chain(exc))
 
 
 @contextmanager

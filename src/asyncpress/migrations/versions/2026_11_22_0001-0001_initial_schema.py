@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from asyncpress.core.db.base import UTCDateTime
+from asyncpress.core.db.base import LongText, UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -23,6 +23,10 @@ def _timestamps() -> list[sa.Column[object]]:
         sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
     ]
+
+
+def _mysql_family() -> bool:
+    return op.get_bind().dialect.name in ("mysql", "mariadb")
 
 
 def _fk(column: str, table: str, target: str) -> sa.ForeignKeyConstraint:
@@ -45,7 +49,7 @@ def upgrade() -> None:
         sa.Column("username", sa.String(length=64), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("bio", sa.Text(), nullable=False),
+        sa.Column("bio", LongText, nullable=False),
         sa.Column("image", sa.String(length=2048), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
@@ -53,14 +57,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("username", name="uq_users_username"),
     )
     # Usernames are unique regardless of case ("Jake" and "jake" are one name).
-    op.create_index("uq_users_username_lower", "users", [sa.text("lower(username)")], unique=True)
+    # MariaDB has no expression indexes; a MySQL-family database starts at this
+    # revision and goes on to 0006, whose username_key index replaces this one.
+    if not _mysql_family():
+        op.create_index(
+            "uq_users_username_lower", "users", [sa.text("lower(username)")], unique=True
+        )
     op.create_table(
         "articles",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("slug", sa.String(length=255), nullable=False),
         sa.Column("title", sa.String(length=255), nullable=False),
-        sa.Column("description", sa.Text(), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("description", LongText, nullable=False),
+        sa.Column("body", LongText, nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=False),
         sa.Column("favorites_count", sa.Integer(), nullable=False),
         *_timestamps(),
@@ -92,7 +101,7 @@ def upgrade() -> None:
     op.create_table(
         "comments",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("body", LongText, nullable=False),
         sa.Column("article_id", sa.Integer(), nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=False),
         *_timestamps(),
@@ -117,6 +126,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("favorites", "comments", "article_tags", "follows", "articles"):
         op.drop_table(table)
-    op.drop_index("uq_users_username_lower", table_name="users")
+    if not _mysql_family():
+        op.drop_index("uq_users_username_lower", table_name="users")
     op.drop_table("users")
     op.drop_table("tags")

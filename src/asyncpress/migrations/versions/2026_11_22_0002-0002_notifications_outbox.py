@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from asyncpress.core.db.base import UTCDateTime
+from asyncpress.core.db.base import LongText, UTCDateTime
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -43,7 +43,7 @@ def upgrade() -> None:
         sa.Column("next_attempt_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("locked_until", UTCDateTime(timezone=True), nullable=True),
         sa.Column("locked_by", sa.String(length=128), nullable=True),
-        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_error", LongText, nullable=True),
         sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("sent_at", UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from asyncpress.core.db.base import UTCDateTime
+from asyncpress.core.db.base import LongText, UTCDateTime
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -29,8 +29,8 @@ def upgrade() -> None:
         ),
         sa.Column("type", sa.String(length=32), nullable=False),
         sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
-        sa.Column("channels", sa.Text(), nullable=False),
-        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("channels", LongText, nullable=False),
+        sa.Column("data", LongText, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_events"),
         sqlite_autoincrement=True,
     )

@@ -50,15 +50,17 @@ def upgrade() -> None:
         batch.alter_column(
             "article_created_at", existing_type=UTCDateTime(timezone=True), nullable=False
         )
-        batch.drop_index("ix_article_tags_tag_id_article_id")
+        # The new index first: MySQL refuses to drop the only index its
+        # foreign key on tag_id can use.
         batch.create_index(
             "ix_article_tags_tag_id_article_created_at_article_id",
             ["tag_id", "article_created_at", "article_id"],
         )
+        batch.drop_index("ix_article_tags_tag_id_article_id")
 
 
 def downgrade() -> None:
     with _batch() as batch:
-        batch.drop_index("ix_article_tags_tag_id_article_created_at_article_id")
         batch.create_index("ix_article_tags_tag_id_article_id", ["tag_id", "article_id"])
+        batch.drop_index("ix_article_tags_tag_id_article_created_at_article_id")
         batch.drop_column("article_created_at")
