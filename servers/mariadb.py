@@ -89,20 +89,27 @@ class MariaDBServer:
     def start(cls, *, durable: bool = False) -> MariaDBServer:
         """A new server; ``durable`` keeps every commit flushed (benchmarks)."""
         root = Path(tempfile.mkdtemp(prefix="asyncpress-mariadb-"))
+        (root / "tmp").mkdir()
         as_root = os.geteuid() == 0
         user = ["--user=root"] if as_root else []
-        subprocess.run(  # noqa: S603
+        installed = subprocess.run(  # noqa: S603
             [
                 find_binary("mariadb-install-db"),
                 *user,
                 f"--datadir={root / 'data'}",
+                # Its own: concurrent installs (one per test worker) name
+                # their temporary tables alike in a shared /tmp and fail.
+                f"--tmpdir={root / 'tmp'}",
                 "--auth-root-authentication-method=socket",
                 "--skip-test-db",
                 "--skip-name-resolve",
             ],
-            check=True,
+            check=False,
             capture_output=True,
+            text=True,
         )
+        if installed.returncode != 0:
+            raise RuntimeError(f"mariadb-install-db failed: {installed.stdout}{installed.stderr}")
         port = free_port()
         flush = "1" if durable else "0"
         log = (root / "server.log").open("ab")
@@ -113,6 +120,7 @@ class MariaDBServer:
                 *user,
                 f"--datadir={root / 'data'}",
                 f"--socket={root / 'mariadb.sock'}",
+                f"--tmpdir={root / 'tmp'}",
                 f"--pid-file={root / 'mariadb.pid'}",
                 f"--log-error={root / 'server.log'}",
                 "--bind-address=127.0.0.1",

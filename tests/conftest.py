@@ -3,9 +3,9 @@
 Every API test runs on SQLite, and on a PostgreSQL and a MariaDB server the
 session starts itself (``ASYNCPRESS_TEST_BACKENDS=sqlite`` narrows that for
 a quick local run). Tests marked ``postgres_only`` run on PostgreSQL alone,
-``mariadb_only`` on MariaDB alone; ``above_the_database`` modules (what
-they test happens before any SQL) on SQLite and PostgreSQL, to keep
-``make test`` within its four minutes.
+``mariadb_only`` on MariaDB alone, ``servers_only`` on both database
+servers; ``above_the_database`` modules (what they test happens before any
+SQL) on SQLite and PostgreSQL, to keep ``make test`` within its four minutes.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     backends = selected_backends()
     if metafunc.definition.get_closest_marker("postgres_only"):
         backends = tuple(b for b in backends if b == "postgresql")
+    if metafunc.definition.get_closest_marker("servers_only"):
+        backends = tuple(b for b in backends if b != "sqlite")
     if metafunc.definition.get_closest_marker("above_the_database"):
         backends = tuple(b for b in backends if b != "mariadb")
     if metafunc.definition.get_closest_marker("mariadb_only"):

@@ -10,16 +10,18 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import asyncmy
 import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from servers.mariadb import asyncmy_args
 
 from asyncpress.core.uow import Database
 from asyncpress.events import journal
 from tests.factories import create_article, register
 from tests.support.app import row_count, wired
-from tests.support.locks import dsn, waiting_backends
+from tests.support.locks import dsn, mariadb_lock_waits, waiting_backends
 
 
 class TestConcurrentWrites:
@@ -141,6 +143,8 @@ async def _while_deleting(
 ) -> httpx.Response:
     """Send ``request`` while another transaction has deleted the article but
     not committed; commit once the request waits on the article's row."""
+    if database_url.startswith("mysql"):
+        return await _while_deleting_on_mariadb(database_url, slug, request)
     holder = await asyncpg.connect(dsn(database_url))
     try:
         transaction = holder.transaction()
@@ -154,7 +158,22 @@ async def _while_deleting(
         await holder.close()
 
 
-@pytest.mark.postgres_only
+async def _while_deleting_on_mariadb(
+    database_url: str, slug: str, request: Callable[[], Coroutine[Any, Any, httpx.Response]]
+) -> httpx.Response:
+    holder = await asyncmy.connect(**asyncmy_args(database_url), autocommit=False)
+    try:
+        async with holder.cursor() as cursor:
+            await cursor.execute("DELETE FROM articles WHERE slug = %s", (slug,))
+        writing = asyncio.create_task(request())
+        assert await mariadb_lock_waits(holder)
+        await holder.commit()
+        return await writing
+    finally:
+        holder.close()
+
+
+@pytest.mark.servers_only
 @pytest.mark.parametrize("write", ["favorite", "comment"])
 async def test_a_write_on_an_article_deleted_under_it_is_404(
     client: httpx.AsyncClient, database_url: str, write: str
@@ -174,7 +193,7 @@ async def test_a_write_on_an_article_deleted_under_it_is_404(
     assert response.json() == {"errors": {"article": ["not found"]}}
 
 
-@pytest.mark.postgres_only
+@pytest.mark.servers_only
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 async def test_an_edit_or_delete_of_an_article_deleted_under_it_is_404(
     client: httpx.AsyncClient, database_url: str, method: str

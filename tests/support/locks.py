@@ -1,8 +1,12 @@
-"""PostgreSQL from the side: a plain asyncpg DSN, and which app connections wait on a lock."""
+"""The database from the side: a plain connection, and whether app connections wait on a lock.
+
+PostgreSQL through asyncpg, MariaDB through asyncmy.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 
@@ -26,4 +30,26 @@ async def waiting_backends(holder: asyncpg.Connection) -> list[int]:
             )
             if rows:
                 return [int(row["pid"]) for row in rows]
+            await asyncio.sleep(0.02)
+
+
+async def mariadb_lock_waits(holder: Any) -> int:
+    """How many other connections have a statement in flight (MariaDB).
+
+    Called while ``holder`` (an asyncmy connection) keeps a row locked: a
+    statement that stays in flight is waiting on it. Not INNODB_TRX: a
+    unique-key lookup waits in the optimizer ("Statistics") before its
+    transaction shows there.
+    """
+    async with asyncio.timeout(5):
+        while True:
+            async with holder.cursor() as cursor:
+                await cursor.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                    " WHERE ID <> CONNECTION_ID() AND COMMAND = 'Query'"
+                    " AND USER <> 'system user'"
+                )
+                (waiting,) = await cursor.fetchone()
+            if waiting:
+                return int(waiting)
             await asyncio.sleep(0.02)
