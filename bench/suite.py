@@ -699,8 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out} ({result['wall_s']} s)")
     if mode.name == "full" and scenarios == list(SCENARIOS) and not failed:
         report.write_docs(result, out)
-    # The docs' plots are PostgreSQL's full runs'; other runs plot beside their results.
-    to_docs = mode.name == "full" and args.backend == "postgresql"
+    # The docs' plots are those of PostgreSQL's full runs of every scenario;
+    # other runs plot beside their results.
+    to_docs = mode.name == "full" and args.backend == "postgresql" and scenarios == list(SCENARIOS)
     plots = report.plots(result, report.PLOTS if to_docs else out_dir)
     print("plots: " + ", ".join(str(p) for p in plots))
     if failed:
