@@ -101,6 +101,36 @@ def endpoints_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def backends_table(postgresql: dict[str, Any], mariadb: dict[str, Any]) -> list[str]:
+    """The endpoints on two backends, each case against its own backend's ceiling."""
+    pg, my = _cases(postgresql, "endpoints"), _cases(mariadb, "endpoints")
+    lines = [
+        "| Case | PostgreSQL req/s | p99 ms | of its ceiling "
+        "| MariaDB req/s | p99 ms | of its ceiling | MariaDB / PostgreSQL |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    # The ceilings run on each backend's own raw driver (asyncpg, asyncmy).
+    labels: dict[str, tuple[str, str | None]] = {
+        n: (
+            label.replace("asyncpg fetchrow", "one-row fetch").replace("asyncpg", "raw driver"),
+            None,
+        )
+        for n, label in CEILINGS.items()
+    }
+    labels |= {n: (f"`{label}`", ceiling) for n, (label, ceiling, _) in ENDPOINTS.items()}
+    for name, (label, ceiling) in labels.items():
+        if name not in pg or name not in my:
+            continue
+        cells = []
+        for cases in (pg, my):
+            share = ""
+            if ceiling is not None and ceiling in cases:
+                share = f"{cases[name]['rps'] / cases[ceiling]['rps']:.2f}"
+            cells.append(f"{_n(cases[name]['rps'])} | {_ms(cases[name]['p99_ms'])} | {share}")
+        lines.append(f"| {label} | {' | '.join(cells)} | {my[name]['rps'] / pg[name]['rps']:.2f} |")
+    return lines
+
+
 def sync_async_table(result: dict[str, Any]) -> list[str]:
     cases = _cases(result, "sync_async")
     if not cases:
@@ -338,6 +368,12 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def main() -> None:
+    """``report.py RESULT.json``: the docs and plots of a full run;
+    ``report.py backends PG.json MARIADB.json``: the two backends' endpoints, as Markdown."""
+    if sys.argv[1] == "backends":
+        runs = [json.loads(Path(arg).read_text()) for arg in sys.argv[2:4]]
+        print("\n".join(backends_table(*runs)))
+        return
     source = Path(sys.argv[1])
     result = json.loads(source.read_text())
     write_docs(result, source.resolve())

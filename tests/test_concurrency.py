@@ -16,9 +16,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from servers.mariadb import asyncmy_args
+from sqlalchemy import insert, select, update
 
-from asyncpress.core.uow import Database
+from asyncpress.articles.slugs import write_retrying_slug
+from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.events import journal
+from asyncpress.tags.models import Tag
 from tests.factories import create_article, register
 from tests.support.app import row_count, wired
 from tests.support.locks import dsn, mariadb_lock_waits, waiting_backends
@@ -212,3 +215,62 @@ async def test_an_edit_or_delete_of_an_article_deleted_under_it_is_404(
     )
     assert response.status_code == 404, response.text
     assert response.json() == {"errors": {"article": ["not found"]}}
+
+
+@pytest.mark.mariadb_only
+async def test_a_deadlock_victim_among_article_writes_is_run_again_once(
+    app: FastAPI, database_url: str, backend: str
+) -> None:
+    """Creates, renames and imports (write_retrying_slug) run again once when
+    MySQL picks them as a deadlock victim, with the same slug pick.
+
+    A real deadlock: another transaction holds tag "b" and twenty more, this
+    write takes "a" and waits for "b", then the other asks for "a". InnoDB
+    rolls back the lighter transaction, this write's.
+    """
+    assert backend == "mariadb"
+    db = wired(app, Database)
+    async with db.write() as uow:
+        names = ["a", "b", *(f"filler{n}" for n in range(20))]
+        await uow.session.execute(insert(Tag), [{"name": name} for name in names])
+        await uow.commit()
+
+    def bump(name: str) -> Any:
+        return update(Tag).where(Tag.name == name).values(uses=Tag.uses + 1)
+
+    other = await asyncmy.connect(**asyncmy_args(database_url), autocommit=False)
+    cursor = other.cursor()
+    # As the app's connections: at REPEATABLE READ the scan would lock "a" too.
+    await cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    await cursor.execute("UPDATE tags SET uses = uses + 1 WHERE name LIKE 'filler%%' OR name = 'b'")
+    wants_a: asyncio.Task[Any] | None = None
+    picks: list[bool] = []
+
+    async def write(uow: UnitOfWork, contended: bool) -> str:
+        nonlocal wants_a
+        picks.append(contended)
+        if len(picks) == 2:  # the victim's second run: the other finishes first
+            assert wants_a is not None
+            await wants_a
+            await other.commit()
+        await uow.session.execute(bump("a"))
+        if len(picks) == 1:
+            takes_b = asyncio.create_task(uow.session.execute(bump("b")))
+            assert await mariadb_lock_waits(other)
+            wants_a = asyncio.create_task(
+                cursor.execute("UPDATE tags SET uses = uses + 1 WHERE name = 'a'")
+            )
+            await takes_b
+        else:
+            await uow.session.execute(bump("b"))
+        await uow.commit()
+        return "written"
+
+    try:
+        assert await write_retrying_slug(db, write) == "written"
+    finally:
+        other.close()
+    assert picks == [False, False]
+    async with db.sessionmaker() as session:
+        uses = dict((await session.execute(select(Tag.name, Tag.uses))).all())
+    assert (uses["a"], uses["b"]) == (2, 2)

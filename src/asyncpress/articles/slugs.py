@@ -15,8 +15,9 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from asyncpress.core.db_faults import deadlocked
 from asyncpress.core.uow import Database, UnitOfWork
 
 T = TypeVar("T")
@@ -69,13 +70,23 @@ async def write_retrying_slug(db: Database, write: Callable[[UnitOfWork, bool], 
     """Run ``write`` in a unit of work, again in a new one if its slug was taken.
 
     ``write`` commits; it is told whether its last pick was lost to a
-    concurrent writer.
+    concurrent writer. A transaction the database chose as a deadlock victim
+    is run again once: these writes upsert tags by their unique name, where
+    InnoDB's duplicate-key checks take next-key locks that two creates with
+    overlapping new tags can hold against each other (the victim's whole
+    transaction is rolled back, so running it again is safe).
     """
-    for attempt in range(1, SLUG_ATTEMPTS + 1):
+    lost = 0
+    victim_again = True
+    while True:
         try:
             async with db.write() as uow:
-                return await write(uow, attempt > 1)
+                return await write(uow, lost > 0)
         except IntegrityError as exc:
-            if "slug" not in str(exc.orig).lower() or attempt == SLUG_ATTEMPTS:
+            lost += 1
+            if "slug" not in str(exc.orig).lower() or lost == SLUG_ATTEMPTS:
                 raise
-    raise AssertionError("unreachable")
+        except DBAPIError as exc:
+            if not (victim_again and deadlocked(exc)):
+                raise
+            victim_again = False

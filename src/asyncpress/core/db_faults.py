@@ -45,6 +45,18 @@ MYSQL_RETRYABLE = frozenset({1213, 1205})
 _MYSQL_TIMED_OUT = frozenset({1969, 3024})
 
 
+# PostgreSQL's deadlock_detected.
+_DEADLOCK_SQLSTATE = "40P01"
+
+
+def deadlocked(exc: BaseException) -> bool:
+    """Whether the database chose this transaction as a deadlock victim (rolled back)."""
+    return any(
+        mysql_code(cause) == 1213 or getattr(cause, "sqlstate", None) == _DEADLOCK_SQLSTATE
+        for cause in chain(exc)
+    )
+
+
 def mysql_code(cause: BaseException) -> int | None:
     """The MySQL error code of an asyncmy error, else None."""
     if isinstance(cause, asyncmy.errors.MySQLError) and cause.args:
