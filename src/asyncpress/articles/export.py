@@ -66,7 +66,13 @@ async def chunks(
         async with sessionmaker() as session:
             if last is not None:
                 where.append(_before(dialect_of(session), *last))
-            page = await repository.records(session, viewer_id=None, where=where, limit=size)
+            page = await repository.records(
+                session,
+                viewer_id=None,
+                where=where,
+                limit=size,
+                articles_first=not filters.values(),
+            )
         if not page:
             return
         global exported_rows  # noqa: PLW0603 - a process-wide counter

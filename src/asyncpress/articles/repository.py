@@ -172,10 +172,13 @@ def _select(
     *,
     with_body: bool,
     total: Select[Any] | None = None,
+    articles_first: bool = False,
 ) -> Select[Any]:
     """The page statement: rows newest first, with everything a response shows.
 
     ``total``, a count statement, is folded in as a column when given.
+    ``articles_first``: no filter narrows the articles but their own date
+    (the unfiltered list, the export); see below.
     """
     columns: list[Any] = [
         Article.id,
@@ -201,12 +204,14 @@ def _select(
         .where(*where)
         .order_by(Article.created_at.desc(), Article.id.desc())
     )
-    if dialect == "mysql":
+    if dialect == "mysql" and articles_first:
         # Articles first, in the (created_at, id) index's order, so that the
         # LIMIT stops the scan and the tag subquery runs for the page's rows
         # only. MariaDB's own choice (the few users first) sorted every
         # article, running the subquery for each: 3.5 s for a 500-row page
-        # of 50,000 articles.
+        # of 50,000 articles, 158 ms for a 20-row page of 20,000 (5 ms so).
+        # Not with a filter: a tag's, an author's or a feed's rows are found
+        # from their own index (a tag's page took 68 ms so, 1.7 ms without).
         stmt = stmt.prefix_with("STRAIGHT_JOIN")
     return stmt
 
@@ -261,7 +266,14 @@ def _prepared(
             .order_by(article_tags.c.article_created_at.desc(), article_tags.c.article_id.desc())
         )
     else:
-        stmt = _select(dialect, viewer, _clauses(bound), with_body=with_body, total=total)
+        stmt = _select(
+            dialect,
+            viewer,
+            _clauses(bound),
+            with_body=with_body,
+            total=total,
+            articles_first=not kinds,
+        )
     return Prepared(
         stmt.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
     )
@@ -318,9 +330,15 @@ async def records(
     viewer_id: int | None,
     where: Sequence[ColumnElement[bool]],
     limit: int | None = None,
+    articles_first: bool = False,
 ) -> list[ArticleRecord]:
-    """Articles with bodies matching ``where`` (any clauses), newest first."""
-    stmt = _select(dialect_of(session), viewer_id, where, with_body=True)
+    """Articles with bodies matching ``where`` (any clauses), newest first.
+
+    ``articles_first``: ``where`` narrows the articles by their own date only.
+    """
+    stmt = _select(
+        dialect_of(session), viewer_id, where, with_body=True, articles_first=articles_first
+    )
     if limit is not None:
         stmt = stmt.limit(limit)
     return [_record(row, True) for row in (await session.execute(stmt)).mappings().all()]
