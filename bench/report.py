@@ -112,7 +112,9 @@ def backends_table(postgresql: dict[str, Any], mariadb: dict[str, Any]) -> list[
     # The ceilings run on each backend's own raw driver (asyncpg, asyncmy).
     labels: dict[str, tuple[str, str | None]] = {
         n: (
-            label.replace("asyncpg fetchrow", "one-row fetch").replace("asyncpg", "raw driver"),
+            label.replace("raw asyncpg", "raw driver")
+            .replace("asyncpg fetchrow", "one-row fetch")
+            .replace("asyncpg", "raw driver"),
             None,
         )
         for n, label in CEILINGS.items()
