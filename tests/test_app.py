@@ -16,6 +16,7 @@ from anyio.to_thread import run_sync
 from asgi_lifespan import LifespanManager
 from blockbuster import BlockingError
 from fastapi import FastAPI
+from servers.mariadb import MariaDBServer
 from servers.postgres import PostgresServer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +25,7 @@ from sqlalchemy.orm import RelationshipProperty
 from asyncpress.app.main import create_app
 from asyncpress.app.models import Base
 from asyncpress.core.config import Settings
+from asyncpress.core.db_faults import classify
 from asyncpress.core.migrate import upgrade
 from asyncpress.core.schemas import iso_millis
 from asyncpress.core.uow import Database
@@ -191,6 +193,61 @@ class TestDatabaseSettings:
         async with LifespanManager(app), wired(app, Database).sessionmaker() as session:
             with pytest.raises(DBAPIError, match="statement timeout"):
                 await session.execute(text("SELECT pg_sleep(5)"))
+
+    @pytest.mark.mariadb_only
+    async def test_mariadb_sessions_are_utc_strict_read_committed_and_bounded(
+        self, app: FastAPI, backend: str
+    ) -> None:
+        async with wired(app, Database).sessionmaker() as session:
+            row = (
+                await session.execute(
+                    text(
+                        "SELECT @@session.time_zone, @@session.sql_mode,"
+                        " @@session.tx_isolation, @@session.max_statement_time"
+                    )
+                )
+            ).one()
+        zone, mode, isolation, limit = row
+        assert zone == "+00:00"
+        assert "STRICT_ALL_TABLES" in mode.split(",")
+        assert isolation == "READ-COMMITTED"
+        assert float(limit) == 15.0
+
+    @pytest.mark.mariadb_only
+    async def test_a_mariadb_query_past_the_timeout_is_stopped_and_answered_504(
+        self, database_url: str, backend: str
+    ) -> None:
+        app = create_app(make_settings(database_url, db_statement_timeout_ms=200))
+        async with LifespanManager(app), wired(app, Database).sessionmaker() as session:
+            with pytest.raises(DBAPIError, match="max_statement_time") as raised:
+                await session.execute(text("SELECT SLEEP(5)"))
+        assert classify(raised.value) == 504
+
+    @pytest.mark.mariadb_only
+    async def test_requests_succeed_after_mariadb_closed_every_connection(
+        self, app: FastAPI, client: httpx.AsyncClient, mariadb_server: MariaDBServer
+    ) -> None:
+        """What wait_timeout (or a restart) does to a pool: the server closes
+        its idle connections. Pre-ping finds each at checkout and replaces it."""
+        responses = await asyncio.gather(*(client.get("/api/health") for _ in range(8)))
+        assert {r.status_code for r in responses} == {200}
+        pool = wired(app, Database).engine.pool
+        assert pool.checkedin() >= 2  # type: ignore[attr-defined]
+        ids = await run_sync(
+            mariadb_server.sql,
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'asyncpress'",
+        )
+        killed = [line for line in ids.split() if line.strip()]
+        assert len(killed) >= 2
+        await run_sync(mariadb_server.sql, "; ".join(f"KILL {i}" for i in killed))
+        responses = await asyncio.gather(*(client.get("/api/health") for _ in range(8)))
+        assert [r.status_code for r in responses] == [200] * 8
+        registered = await client.post(
+            "/api/users",
+            json={"user": {"username": "after", "email": "after@example.com", "password": "p" * 8}},
+        )
+        assert registered.status_code == 201
+        assert (await client.get("/api/profiles/after")).status_code == 200
 
 
 @pytest.mark.parametrize(
