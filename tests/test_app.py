@@ -25,6 +25,7 @@ from sqlalchemy.orm import RelationshipProperty
 from asyncpress.app.main import create_app
 from asyncpress.app.models import Base
 from asyncpress.core.config import Settings
+from asyncpress.core.db.engine import MARIADB_MINIMUM, mariadb_version
 from asyncpress.core.db_faults import classify
 from asyncpress.core.migrate import upgrade
 from asyncpress.core.schemas import iso_millis
@@ -151,6 +152,18 @@ async def test_the_certificate_store_is_loaded_once_per_process_off_the_event_lo
     assert built_on in ([], [False])
 
 
+async def _serves_again(client: httpx.AsyncClient) -> None:
+    """Eight reads at once (every pooled connection checked out again), then a write."""
+    responses = await asyncio.gather(*(client.get("/api/health") for _ in range(8)))
+    assert [r.status_code for r in responses] == [200] * 8
+    registered = await client.post(
+        "/api/users",
+        json={"user": {"username": "after", "email": "after@example.com", "password": "p" * 8}},
+    )
+    assert registered.status_code == 201
+    assert (await client.get("/api/profiles/after")).status_code == 200
+
+
 class TestDatabaseSettings:
     async def test_pool_is_sized_from_settings(self, app: FastAPI, backend: str) -> None:
         engine = wired(app, Database).engine
@@ -168,14 +181,7 @@ class TestDatabaseSettings:
         assert pool.checkedin() >= 2  # type: ignore[attr-defined]
         await run_sync(postgres_server.restart)
         # No pre-ping: a pooled connection the server closed is replaced at checkout.
-        responses = await asyncio.gather(*(client.get("/api/health") for _ in range(8)))
-        assert [r.status_code for r in responses] == [200] * 8
-        registered = await client.post(
-            "/api/users",
-            json={"user": {"username": "after", "email": "after@example.com", "password": "p" * 8}},
-        )
-        assert registered.status_code == 201
-        assert (await client.get("/api/profiles/after")).status_code == 200
+        await _serves_again(client)
 
     @pytest.mark.postgres_only
     async def test_postgres_sessions_carry_a_statement_timeout(
@@ -240,14 +246,7 @@ class TestDatabaseSettings:
         killed = [line for line in ids.split() if line.strip()]
         assert len(killed) >= 2
         await run_sync(mariadb_server.sql, "; ".join(f"KILL {i}" for i in killed))
-        responses = await asyncio.gather(*(client.get("/api/health") for _ in range(8)))
-        assert [r.status_code for r in responses] == [200] * 8
-        registered = await client.post(
-            "/api/users",
-            json={"user": {"username": "after", "email": "after@example.com", "password": "p" * 8}},
-        )
-        assert registered.status_code == 201
-        assert (await client.get("/api/profiles/after")).status_code == 200
+        await _serves_again(client)
 
 
 @pytest.mark.parametrize(
@@ -264,3 +263,18 @@ class TestDatabaseSettings:
 )
 def test_timestamps_are_utc_with_milliseconds(moment: datetime, wire: str) -> None:
     assert iso_millis(moment) == wire
+
+
+@pytest.mark.parametrize(
+    ("version", "accepted"),
+    [
+        ("10.11.19-MariaDB-0+deb12u1", True),
+        ("10.6.21-MariaDB", True),
+        ("10.5.27-MariaDB-log", False),  # no FOR UPDATE SKIP LOCKED
+        ("8.0.40", False),  # MySQL: no INSERT or DELETE … RETURNING
+        ("8.4.3-commercial", False),
+    ],
+)
+def test_only_mariadb_10_6_or_later_is_accepted(version: str, accepted: bool) -> None:
+    found = mariadb_version(version)
+    assert (found is not None and found >= MARIADB_MINIMUM) is accepted

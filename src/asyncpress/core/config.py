@@ -22,7 +22,7 @@ ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
-    # MySQL 8 and MariaDB 10.6+, through asyncmy (docs/operations.md says why
+    # MariaDB 10.6+ (MySQL's protocol and SQL), through asyncmy (docs/operations.md says why
     # asyncmy rather than aiomysql); "mariadb" turns on SQLAlchemy's
     # MariaDB-only mode.
     "mysql": "mysql+asyncmy",

@@ -40,9 +40,8 @@ _MYSQL_LOST = frozenset({2003, 2006, 2013, 2055, 1040, 1053, 1927, 4031})
 # innodb_lock_wait_timeout. Both undo the statement or transaction: the
 # client may try again.
 MYSQL_RETRYABLE = frozenset({1213, 1205})
-# A statement cut off by its deadline: MariaDB's max_statement_time (1969),
-# MySQL's max_execution_time (3024).
-_MYSQL_TIMED_OUT = frozenset({1969, 3024})
+# A statement cut off by its deadline: MariaDB's max_statement_time (1969).
+_MYSQL_TIMED_OUT = frozenset({1969})
 
 
 # PostgreSQL's deadlock_detected.

@@ -54,8 +54,8 @@ async def claim(
     Due: pending and past their next attempt, or claimed by a worker whose
     lease ran out (it died mid-delivery). On PostgreSQL the rows are picked
     with ``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint sets;
-    on SQLite the caller's write transaction serialises claims. MySQL 8 and
-    MariaDB 10.6 skip locked rows the same way.
+    on SQLite the caller's write transaction serialises claims. MariaDB 10.6+
+    skips locked rows the same way.
     """
     due = (
         select(OutboxMessage.id)

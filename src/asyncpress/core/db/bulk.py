@@ -8,11 +8,7 @@ from typing import Any
 from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-
-def _dialect(session: AsyncSession) -> str:
-    bind = session.bind
-    name = "" if bind is None else bind.dialect.name
-    return "mysql" if name == "mariadb" else name
+from asyncpress.core.db.engine import dialect_of
 
 
 def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
@@ -24,7 +20,7 @@ def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
     duplicate (SQLAlchemy connects with CLIENT_FOUND_ROWS), so a caller that
     needs to know uses a plain INSERT there.
     """
-    dialect = _dialect(session)
+    dialect = dialect_of(session)
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
 
@@ -76,7 +72,7 @@ async def insert_rows(
     (16 MB by default on MariaDB): batches are cut to half of it too.
     """
     budget: int | None = None
-    if _dialect(session) == "mysql":
+    if dialect_of(session) == "mysql":
         packet = (await session.execute(text("SELECT @@max_allowed_packet"))).scalar_one()
         budget = int(packet) // 2
     ids: list[int] = []
@@ -127,7 +123,7 @@ async def upsert(
     """INSERT … ON CONFLICT (key) DO UPDATE, in the session's dialect."""
     from sqlalchemy.dialects import mysql, postgresql, sqlite  # noqa: PLC0415
 
-    dialect = _dialect(session)
+    dialect = dialect_of(session)
     columns = [c for c in rows[0] if c != key]
     if dialect == "mysql":
         upserting = mysql.insert(model)

@@ -56,27 +56,42 @@ _MYSQL_SESSION = (
 )
 
 
+# The oldest MariaDB with what the writes use: FOR UPDATE SKIP LOCKED (10.6),
+# INSERT … RETURNING (10.5), DELETE … RETURNING. MySQL has no RETURNING.
+MARIADB_MINIMUM = (10, 6)
+
+
+def mariadb_version(version: str) -> tuple[int, int] | None:
+    """(major, minor) of a MariaDB ``VERSION()`` string; None for another server."""
+    if "mariadb" not in version.lower():
+        return None
+    major, minor, *_ = version.split("-", 1)[0].split(".")
+    return int(major), int(minor)
+
+
 def _install_mysql_hooks(engine: AsyncEngine, statement_timeout_ms: int) -> None:
     """The session settings above, and the statement deadline, on every new connection.
 
-    MariaDB bounds a statement with ``max_statement_time`` (seconds), MySQL a
-    SELECT with ``max_execution_time`` (milliseconds); which one the server
-    has is read once per connection.
+    A server other than MariaDB 10.6+ is refused here, with the reason,
+    rather than failing later on the first statement it lacks.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
+            cursor.execute("SELECT VERSION()")
+            (version,) = cursor.fetchone()
+            found = mariadb_version(str(version))
+            if found is None or found < MARIADB_MINIMUM:
+                raise exc.ArgumentError(
+                    f"the server is {version}; asyncpress needs MariaDB 10.6 or later "
+                    "(FOR UPDATE SKIP LOCKED, INSERT and DELETE … RETURNING)"
+                )
             cursor.execute(_MYSQL_SESSION)
             if statement_timeout_ms:
-                cursor.execute("SELECT VERSION()")
-                (version,) = cursor.fetchone()
-                if "mariadb" in str(version).lower():
-                    seconds = statement_timeout_ms / 1000
-                    cursor.execute(f"SET SESSION max_statement_time = {seconds:.3f}")
-                else:
-                    cursor.execute(f"SET SESSION max_execution_time = {statement_timeout_ms:d}")
+                seconds = statement_timeout_ms / 1000
+                cursor.execute(f"SET SESSION max_statement_time = {seconds:.3f}")
         finally:
             cursor.close()
 
