@@ -86,6 +86,17 @@ def test_every_contract_operation_is_served(app_routes: set[tuple[str, str]]) ->
     assert wanted <= app_routes, wanted - app_routes
 
 
+def test_routes_are_matched_from_one_flat_list() -> None:
+    """No included routers: FastAPI walks each inclusion's wrapper on every request."""
+    app = create_app(make_settings("sqlite+aiosqlite:///unused.db"))
+    served = [getattr(route, "path", "") for route in app.router.routes]
+    assert not [r for r in app.router.routes if hasattr(r, "effective_candidates")]
+    assert "/api/profiles/{username}" in served
+    assert "/api/articles/{slug}/comments/{id}" in served
+    # The feed is matched before an article whose slug would be "feed".
+    assert served.index("/api/articles/feed") < served.index("/api/articles/{slug}")
+
+
 @pytest.fixture
 def app_routes() -> set[tuple[str, str]]:
     app = create_app(make_settings("sqlite+aiosqlite:///unused.db"))

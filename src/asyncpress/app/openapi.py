@@ -24,8 +24,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
-from asyncpress.core.routes import flat_routes
 from asyncpress.users.auth import optional_user_id, required_user_id
 
 ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
@@ -120,11 +120,10 @@ def _describe(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
     schemas["Errors"] = _ERRORS_SCHEMA
     routes = {
         (route.path_format, method.lower()): route
-        for route in flat_routes(app.routes)
-        if hasattr(route, "dependant")
-        # WebSocket routes have a dependant but no methods (none at all before
-        # FastAPI 0.165 wrapped included routes).
-        for method in getattr(route, "methods", None) or ()
+        for route in app.routes
+        # WebSocket routes are not APIRoutes; they have no operations.
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
     }
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():

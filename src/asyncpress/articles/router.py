@@ -21,7 +21,7 @@ from asyncpress.core.pagination import Limit, Offset
 from asyncpress.core.web import provided
 from asyncpress.users.auth import AuthUserId, CurrentUser, ViewerId
 
-router = APIRouter(prefix="/articles")
+router = APIRouter(prefix="/api/articles")
 
 ArticlesDep = Annotated[Articles, provided(Articles)]
 

@@ -11,7 +11,7 @@ from asyncpress.core.schemas import MAX_INT32
 from asyncpress.core.web import provided
 from asyncpress.users.auth import CurrentUser, ViewerId
 
-router = APIRouter(prefix="/articles/{slug}/comments", tags=["Comments"])
+router = APIRouter(prefix="/api/articles/{slug}/comments", tags=["Comments"])
 
 MAX_COMMENTS_PAGE = 500
 

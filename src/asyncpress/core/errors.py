@@ -168,11 +168,9 @@ def _allowed_methods(request: Request) -> str:
     several routes; the first template to match is the one the path means
     (``/api/articles/feed`` is the feed, not an article called "feed").
     """
-    from asyncpress.core.routes import flat_routes  # noqa: PLC0415 - only for a 405
-
     template: str | None = None
     methods: set[str] = set()
-    for route in flat_routes(request.app.router.routes):
+    for route in request.app.router.routes:
         path_format = getattr(route, "path_format", None)
         if template is not None and path_format != template:
             continue

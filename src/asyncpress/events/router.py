@@ -35,7 +35,7 @@ from asyncpress.events.tickets import StreamAccess
 from asyncpress.fast.wire import DIRECT_KEY, DirectWriter
 from asyncpress.users.auth import Authenticator, AuthUserId, ViewerId
 
-router = APIRouter(tags=["Events"])
+router = APIRouter(prefix="/api", tags=["Events"])
 
 POLICY_VIOLATION = 1008
 

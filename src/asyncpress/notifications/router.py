@@ -10,7 +10,7 @@ from asyncpress.notifications.schemas import PreferencesRequest, PreferencesResp
 from asyncpress.notifications.service import NotificationPreferences
 from asyncpress.users.auth import CurrentUser
 
-router = APIRouter(prefix="/user/notifications", tags=["Notifications"])
+router = APIRouter(prefix="/api/user/notifications", tags=["Notifications"])
 
 
 @router.get("", response_model=PreferencesResponse)

@@ -49,20 +49,11 @@ def _given(scope: Scope) -> str | None:
 def route_template(scope: Scope) -> str | None:
     """The matched route as declared (``/api/articles/{slug}``), for grouping lines.
 
-    A route of an included router knows its path below the router's prefix
-    only; the prefix is the part of the request's path before what the
-    route's pattern matches.
+    The app's routes sit on its own router with their full paths
+    (``asyncpress.app.main``), so the route's ``path`` is the whole template.
     """
-    route = scope.get("route")
-    template = getattr(route, "path", None)
-    pattern = getattr(route, "path_regex", None)
-    if template is None or pattern is None:
-        return None
-    path: str = scope["path"]
-    for cut in (i for i, char in enumerate(path) if char == "/"):
-        if pattern.match(path[cut:]):
-            return path[:cut] + str(template)
-    return str(template)
+    template = getattr(scope.get("route"), "path", None)
+    return None if template is None else str(template)
 
 
 class RequestIdMiddleware:

@@ -17,7 +17,7 @@ from asyncpress.previews.service import Previews, links_in
 from asyncpress.previews.ssrf import PreviewFailed
 from asyncpress.users.auth import ViewerId
 
-router = APIRouter(tags=["Link previews"])
+router = APIRouter(prefix="/api", tags=["Link previews"])
 
 PreviewsDep = Annotated[Previews, provided(Previews)]
 

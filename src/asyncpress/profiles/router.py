@@ -9,7 +9,7 @@ from asyncpress.profiles.schemas import ProfileResponse
 from asyncpress.profiles.service import Profiles
 from asyncpress.users.auth import CurrentUser, ViewerId
 
-router = APIRouter(prefix="/profiles", tags=["Profile"])
+router = APIRouter(prefix="/api/profiles", tags=["Profile"])
 
 ProfilesDep = Annotated[Profiles, provided(Profiles)]
 

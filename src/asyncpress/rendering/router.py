@@ -12,7 +12,7 @@ from asyncpress.rendering.markdown import MAX_MARKDOWN_CHARS
 from asyncpress.rendering.pool import Renderer
 from asyncpress.users.auth import ViewerId
 
-router = APIRouter(tags=["Rendering"])
+router = APIRouter(prefix="/api", tags=["Rendering"])
 
 RendererDep = Annotated[Renderer, provided(Renderer)]
 

@@ -8,7 +8,7 @@ from asyncpress.core.web import provided
 from asyncpress.stats.schemas import Stats, StatsResponse
 from asyncpress.stats.service import Dashboard
 
-router = APIRouter(tags=["Stats"])
+router = APIRouter(prefix="/api", tags=["Stats"])
 
 
 @router.get("/stats", response_model=StatsResponse)

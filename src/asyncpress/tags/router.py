@@ -8,7 +8,7 @@ from asyncpress.core.web import provided
 from asyncpress.tags.schemas import TagsResponse
 from asyncpress.tags.service import DEFAULT_LIMIT, Tags
 
-router = APIRouter(tags=["Tags"])
+router = APIRouter(prefix="/api", tags=["Tags"])
 
 
 @router.get("/tags", response_model=TagsResponse)

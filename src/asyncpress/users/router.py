@@ -18,7 +18,7 @@ from asyncpress.users.schemas import (
 )
 from asyncpress.users.service import Accounts
 
-router = APIRouter(tags=["User and Authentication"])
+router = APIRouter(prefix="/api", tags=["User and Authentication"])
 
 AccountsDep = Annotated[Accounts, provided(Accounts)]
 LimitsDep = Annotated[RateLimits, provided(RateLimits)]
