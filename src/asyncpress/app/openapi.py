@@ -26,7 +26,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from asyncpress.users.auth import optional_user_id, required_user_id
+from asyncpress.users.auth import current_user, optional_user_id, required_user_id
 
 ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
 SCHEME = "APIKeyHeader"
@@ -70,7 +70,7 @@ def _calls(dependant: Dependant) -> set[Any]:
 
 def _auth(route: Any) -> str | None:
     calls = _calls(route.dependant)
-    if required_user_id in calls:
+    if required_user_id in calls or current_user in calls:
         return "required"
     if optional_user_id in calls:
         return "optional"
@@ -118,6 +118,15 @@ def _describe(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Errors"] = _ERRORS_SCHEMA
+    # The viewer dependencies read the header themselves (users.auth).
+    document["components"]["securitySchemes"] = {
+        SCHEME: {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <jwt>` as returned by login or registration.",
+        }
+    }
     routes = {
         (route.path_format, method.lower()): route
         for route in app.routes

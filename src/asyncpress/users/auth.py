@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from fastapi.security import APIKeyHeader
 from sqlalchemy import select
 from starlette.requests import HTTPConnection
 
@@ -15,12 +14,6 @@ from asyncpress.core.uow import Database
 from asyncpress.core.web import wired
 from asyncpress.users import repository
 from asyncpress.users.models import User
-
-_authorization = APIKeyHeader(
-    name="Authorization",
-    auto_error=False,
-    description="`Token <jwt>` as returned by login or registration.",
-)
 
 
 def _token(header: str | None) -> str | None:
@@ -84,28 +77,32 @@ class Authenticator:
         return user
 
 
-# The viewer dependencies take the connection and the header directly, not
-# the Authenticator as a dependency of their own: every sub-dependency is
-# one more round of FastAPI's dependency solving on every request.
-async def optional_user_id(
-    connection: HTTPConnection, header: Annotated[str | None, Depends(_authorization)]
-) -> int | None:
-    return await wired(connection, Authenticator).existing_user_id(header)
+# The viewer dependencies take only the connection and read the header
+# themselves: every sub-dependency (FastAPI's ``APIKeyHeader`` one included)
+# is one more round of FastAPI's dependency solving on every request.
+# ``app.openapi`` declares the header's scheme for the routes that use them.
+def _header(connection: HTTPConnection) -> str | None:
+    return connection.headers.get("authorization")
 
 
-async def required_user_id(
-    connection: HTTPConnection, header: Annotated[str | None, Depends(_authorization)]
-) -> int:
-    user_id = await wired(connection, Authenticator).existing_user_id(header)
+async def optional_user_id(connection: HTTPConnection) -> int | None:
+    return await wired(connection, Authenticator).existing_user_id(_header(connection))
+
+
+async def required_user_id(connection: HTTPConnection) -> int:
+    user_id = await wired(connection, Authenticator).existing_user_id(_header(connection))
     if user_id is None:
         raise Unauthorized("token", "is missing")
     return user_id
 
 
-async def current_user(
-    connection: HTTPConnection, user_id: Annotated[int, Depends(required_user_id)]
-) -> User:
-    return await wired(connection, Authenticator).user(user_id)
+async def current_user(connection: HTTPConnection) -> User:
+    """The caller's row; reading it is what proves the account exists."""
+    authenticator = wired(connection, Authenticator)
+    user_id = authenticator.user_id_from_header(_header(connection))
+    if user_id is None:
+        raise Unauthorized("token", "is missing")
+    return await authenticator.user(user_id)
 
 
 ViewerId = Annotated[int | None, Depends(optional_user_id)]
