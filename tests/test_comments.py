@@ -74,6 +74,44 @@ class TestListComments:
     async def test_unknown_article_is_404(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/api/articles/nope/comments")).status_code == 404
 
+    async def test_an_article_without_comments_has_an_empty_list(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        alice = await register(client, "alice")
+        slug = (await create_article(client, alice))["slug"]
+        response = await client.get(f"/api/articles/{slug}/comments", headers=alice.headers)
+        assert response.status_code == 200
+        assert response.json() == {"comments": []}
+
+    async def test_pages_and_a_page_past_the_last_comment(self, client: httpx.AsyncClient) -> None:
+        alice = await register(client, "alice")
+        slug = (await create_article(client, alice))["slug"]
+        for text in ("first", "second", "third"):
+            await add_comment(client, alice, slug, text)
+
+        async def page(query: str) -> list[str]:
+            response = await client.get(f"/api/articles/{slug}/comments?{query}")
+            assert response.status_code == 200, response.text
+            return [c["body"] for c in response.json()["comments"]]
+
+        assert await page("limit=2") == ["third", "second"]
+        assert await page("limit=2&offset=2") == ["first"]
+        assert await page("offset=3") == []
+        assert await page("offset=50") == []
+
+    async def test_a_retired_slug_still_lists_the_comments(self, client: httpx.AsyncClient) -> None:
+        alice = await register(client, "alice")
+        old = (await create_article(client, alice))["slug"]
+        await add_comment(client, alice, old, "still here")
+        renamed = await client.put(
+            f"/api/articles/{old}",
+            json={"article": {"title": "A brand new title"}},
+            headers=alice.headers,
+        )
+        assert renamed.json()["article"]["slug"] != old
+        response = await client.get(f"/api/articles/{old}/comments")
+        assert [c["body"] for c in response.json()["comments"]] == ["still here"]
+
 
 class TestDeleteComment:
     async def test_author_deletes_their_comment(

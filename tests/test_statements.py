@@ -88,7 +88,8 @@ BUDGET = {
     "POST /articles/{slug}/favorite": 6,
     "DELETE /articles/{slug}/favorite": 6,
     "POST /articles/{slug}/comments": 5,
-    "GET /articles/{slug}/comments": 2,
+    # The article by its slug and its page of comments in one statement.
+    "GET /articles/{slug}/comments": 1,
     "DELETE /articles/{slug}/comments/{id}": 5,
     "GET /tags": 1,
     # Tag links removed first (DELETE … RETURNING), then their use counts (UPDATE).

@@ -28,6 +28,9 @@ class Comments:
         self, slug: str, viewer_id: int | None, limit: int, offset: int
     ) -> list[CommentOut]:
         async with self.db.reading() as reader:
+            page = await repository.page_by_slug(reader, slug, viewer_id, limit, offset)
+            if page is not None:
+                return page
             article_id = await _article_id(reader, slug)
             return await repository.for_article(reader, article_id, viewer_id, limit, offset)
 
