@@ -64,6 +64,16 @@ class TestRequestIds:
         )
         assert line.duration_ms >= 0  # type: ignore[attr-defined]
 
+    async def test_invented_methods_share_one_metrics_label(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """A client picks any method token; each must not become a series of its own."""
+        for n in range(5):
+            await client.request(f"BREW{n}", "/api/no-such-route")
+        exposed = (await client.get("/metrics")).text
+        assert 'method="BREW' not in exposed
+        assert 'asyncpress_http_requests_total{method="OTHER",route="unmatched"' in exposed
+
     @pytest.mark.fresh_app
     async def test_a_500_is_logged_once_with_its_traceback_and_id(
         self, app: FastAPI, caplog: pytest.LogCaptureFixture

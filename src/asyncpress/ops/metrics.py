@@ -141,11 +141,26 @@ GC_POLICY = Counter(
 )
 
 
+# The methods counted by name; a client may send any token as its method,
+# and each would otherwise be a new series (and a new entry below).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Each label set's children, found once: ``labels()`` checks and joins its
+# arguments under a lock on every call. Bounded by routes x methods x statuses
+# (unmatched paths share one label).
+_counted: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
     """Count one answered HTTP request (routes outside the API's are one label)."""
-    template = route or "unmatched"
-    HTTP_REQUESTS.labels(method, template, str(status)).inc()
-    HTTP_SECONDS.labels(method, template).observe(seconds)
+    key = (method if method in _METHODS else "OTHER", route or "unmatched", status)
+    children = _counted.get(key)
+    if children is None:
+        children = _counted[key] = (
+            HTTP_REQUESTS.labels(key[0], key[1], str(status)),
+            HTTP_SECONDS.labels(key[0], key[1]),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 class _Outbox(Collector):
