@@ -75,7 +75,13 @@ class Prepared:
         context = DirectContext()
         sync.dispatch.before_cursor_execute(sync, None, sql, args, context, False)
         try:
-            raw = await connection.get_raw_connection()
+            raw = (
+                # The pooled connection this one holds, when it holds one:
+                # no I/O, so no trip through SQLAlchemy's greenlet bridge.
+                sync.connection
+                if not (sync.closed or sync.invalidated)
+                else await connection.get_raw_connection()
+            )
             if self.writes:
                 await _begun(raw.dbapi_connection)
             records: list[Any] = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
