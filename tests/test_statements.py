@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
+from asyncpress.core.uow import Database
+from asyncpress.events import journal
+from asyncpress.events.hub import BACKGROUND, Hub
 from tests.factories import Account, add_comment, create_article, register
-from tests.support.app import count_statements
+from tests.support.app import count_statements, wired
 
 # Enough that the large page holds many of everything (authors, tags, favorites).
 ARTICLES = 25
@@ -160,3 +167,37 @@ async def test_statement_budget_per_endpoint(
     await call("GET /tags", "/tags")
     await call("DELETE /articles/{slug}", "/articles/t2", headers=ann)
     assert measured == {**BUDGET, **EXTRA.get(backend, {})}
+
+
+async def test_with_no_stream_open_the_event_pump_reads_nothing(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Every commit wakes the pump; with nobody to deliver to, its pass costs no query."""
+    hub = wired(app, Hub)
+    assert not hub.connections
+    ann = await register(client, "ann")
+    await create_article(client, ann, title="t")
+    engine = wired(app, Database).engine.sync_engine
+    background: list[str] = []
+
+    def record(_c: Any, _k: Any, statement: str, _p: Any, context: Any, _m: bool) -> None:
+        if context.execution_options.get(BACKGROUND):
+            background.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        passes = hub.passes
+        favorited = await client.post("/api/articles/t/favorite", headers=ann.headers)
+        assert favorited.status_code == 200
+        async with asyncio.timeout(5):
+            while hub.passes == passes:  # noqa: ASYNC110 - the pump's own pace
+                await asyncio.sleep(0.01)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert background == []
+    # A subscription waits for a pass that brings the cursor to the log's head.
+    await hub.catch_up()
+    async with wired(app, Database).sessionmaker() as session:
+        _, head = await journal.bounds(session)
+    assert head > 0
+    assert hub.cursor == head

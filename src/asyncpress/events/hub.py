@@ -178,6 +178,13 @@ class Hub:
         self._passes_begun = 0
         self._passes_done = 0
         self._pass_done = asyncio.Condition()
+        # With no stream open a pass reads nothing (every commit wakes the
+        # pump, and reading the events back cost about a tenth of a write):
+        # the cursor is then behind the log, and the next pass that has a
+        # stream to serve, or a subscription waiting for it (catch_up),
+        # first moves it to the head.
+        self._behind = False
+        self._head_asked = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._publishing: set[asyncio.Task[None]] = set()
         self._redis = (
@@ -200,6 +207,11 @@ class Hub:
         async with self.sessionmaker() as session:
             await session.connection(execution_options={BACKGROUND: True})
             yield session
+
+    @property
+    def passes(self) -> int:
+        """Passes of the pump over the event log finished so far."""
+        return self._passes_done
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -282,12 +294,16 @@ class Hub:
         subscribes meanwhile) makes a subscription start at the log's head.
         """
         wanted = self._passes_begun + 1
+        self._head_asked = True
         self._wake.set()
         try:
             async with asyncio.timeout(CATCH_UP_WITHIN_S), self._pass_done:
                 await self._pass_done.wait_for(lambda: self._passes_done >= wanted)
         except TimeoutError:
-            # The log cannot be read now; the stream starts where the pump is.
+            # The log cannot be read now; the stream starts where the pump is,
+            # and the pump reads on from there (not from the head: the events
+            # between would be this stream's).
+            self._behind = False
             logger.warning("a subscription starts at the pump's cursor: the log was not read")
 
     def subscribe(self, conn: Connection, names: dict[str, str]) -> frozenset[str]:
@@ -355,17 +371,35 @@ class Hub:
             self._wake.clear()
             self._passes_begun += 1
             this_pass = self._passes_begun
+            head_asked, self._head_asked = self._head_asked, False
             try:
-                while await self._dispatch_batch() == BATCH:
-                    pass
+                if not (self.connections or head_asked):
+                    self._behind = True
+                else:
+                    if self._behind:
+                        await self._to_head()
+                    while await self._dispatch_batch() == BATCH:
+                        pass
             except Exception:
                 logger.exception("reading the event log failed; retrying")
+                self._head_asked = self._head_asked or head_asked
                 await asyncio.sleep(1.0)
                 self._wake.set()  # whoever waits for a pass still waits for one
                 continue
             async with self._pass_done:
                 self._passes_done = this_pass
                 self._pass_done.notify_all()
+
+    async def _to_head(self) -> None:
+        """The cursor to the log's newest id, skipping what no stream was open for.
+
+        Ids are taken in commit order (journal), so no event below the head
+        can still appear.
+        """
+        async with self._session() as session:
+            _, head = await journal.bounds(session)
+        self.cursor = max(self.cursor, head)
+        self._behind = False
 
     async def _dispatch_batch(self) -> int:
         async with self._session() as session:
