@@ -1,4 +1,6 @@
-"""Every list endpoint runs the same number of statements whatever the page size."""
+"""Statements per request: every list endpoint runs as many whatever the page
+size, every endpoint keeps to its budget, and the event pump reads nothing
+while no stream is open."""
 
 from __future__ import annotations
 

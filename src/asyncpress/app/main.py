@@ -142,6 +142,10 @@ def _serve_flat(app: FastAPI, *routers: APIRouter) -> None:
     therefore declare their full paths (``/api/...``) and their routes are
     served as they are, one list matched in order, the order of the
     arguments.
+
+    The route objects are the routers' own, shared by every app made in the
+    process, so ``app.dependency_overrides`` does not reach them; nothing
+    here uses it (services come from the lifespan's ``Wiring``).
     """
     for router in routers:
         app.router.routes.extend(router.routes)

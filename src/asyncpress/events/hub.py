@@ -179,7 +179,7 @@ class Hub:
         self._passes_done = 0
         self._pass_done = asyncio.Condition()
         # With no stream open a pass reads nothing (every commit wakes the
-        # pump, and reading the events back cost about a tenth of a write):
+        # pump, which would read the events back for nobody):
         # the cursor is then behind the log, and the next pass that has a
         # stream to serve, or a subscription waiting for it (catch_up),
         # first moves it to the head.
