@@ -79,6 +79,17 @@ def _worktree(revision: str) -> Any:
         )
 
 
+def migrated_and_seeded(url: str, work: Path) -> dict[str, int]:
+    """The database at ``url`` migrated by this tree and seeded with the quick data set."""
+    migrate = Process(
+        ["-m", "asyncpress.cli", "db", "upgrade"],
+        work / "migrate.log",
+        {"DATABASE_URL": url, "ENVIRONMENT": "development"},
+    )
+    assert migrate.wait(120) == 0, migrate.output()
+    return asyncio.run(seed_data(url, MODES["quick"], 1))
+
+
 @contextmanager
 def _server(name: str, url: str, src: Path, work: Path) -> Any:
     port = free_port()
@@ -99,7 +110,6 @@ def compare(
     seconds: float,
     only: list[str] | None = None,
 ) -> dict[str, Any]:
-    mode = MODES["quick"]
     pg = PostgresServer.start()
     try:
         pg.pin({loadgen.LOADGEN_CPU})
@@ -110,13 +120,7 @@ def compare(
             _worktree(revision) as base_tree,
         ):
             work = Path(tmp)
-            migrate = Process(
-                ["-m", "asyncpress.cli", "db", "upgrade"],
-                work / "migrate.log",
-                {"DATABASE_URL": url, "ENVIRONMENT": "development"},
-            )
-            assert migrate.wait(120) == 0, migrate.output()
-            counts = asyncio.run(seed_data(url, mode, 1))
+            counts = migrated_and_seeded(url, work)
             fixtures = asyncio.run(read_fixtures(url, 1))
             loads = endpoint_loads(fixtures)
             if only:
