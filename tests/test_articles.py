@@ -6,9 +6,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from asyncpress.articles.repository import slugs_like_statement
+from asyncpress.core.db.engine import dialect_of
+from asyncpress.core.uow import Database
 from tests.factories import Account, add_comment, create_article, register, wrapped
-from tests.support.app import row_count
+from tests.support.app import row_count, wired
 
 ISO_MILLIS_Z = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -426,3 +430,42 @@ class TestFeed:
         alice = await register(client)
         response = await client.get("/api/articles/feed?limit=500", headers=alice.headers)
         assert response.status_code == 422
+
+
+async def test_finding_the_slugs_a_title_collides_with_reads_indexes_not_tables(
+    app: FastAPI, backend: str
+) -> None:
+    """A new article's slug is checked against those in use and retired.
+
+    That lookup walked every article on PostgreSQL (``LIKE`` cannot use a
+    btree index under a linguistic collation) and on SQLite (its ``LIKE``
+    ignores case, so it never uses one): a create cost a scan of the whole
+    table. Table scans are priced out here, so a plan that still has one
+    has no index to take instead. MariaDB's ``LIKE 'prefix%'`` reads a range
+    of the unique index.
+    """
+    db = wired(app, Database)
+    async with db.session() as session:
+        statement = slugs_like_statement(dialect_of(session), "hello-world", exclude_id=7)
+        if backend == "postgresql":
+            await session.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = await _plan(session, "EXPLAIN", statement)
+            assert "Seq Scan" not in plan, plan
+        elif backend == "sqlite":
+            plan = await _plan(session, "EXPLAIN QUERY PLAN", statement)
+            assert " SCAN " not in plan, plan  # a walk of a table or of a whole index
+        else:
+            rows = (await session.execute(text(f"EXPLAIN {_literal(session, statement)}"))).all()
+            assert all(row._mapping["type"] not in {"ALL", "index"} for row in rows), rows
+
+
+def _literal(session: Any, statement: Any) -> str:
+    compiled = statement.compile(
+        dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
+
+
+async def _plan(session: Any, explain: str, statement: Any) -> str:
+    rows = (await session.execute(text(f"{explain} {_literal(session, statement)}"))).all()
+    return "\n".join(" ".join(str(value) for value in row) for row in rows)

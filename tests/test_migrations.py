@@ -11,12 +11,14 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from asyncpress.app.models import Base
+from asyncpress.core.db.base import compared_on
 from asyncpress.core.migrate import downgrade, upgrade
 from asyncpress.tags.models import Tag
 
 
 def _diff(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    options = {"compare_type": True, "include_object": compared_on(connection.dialect.name)}
+    context = MigrationContext.configure(connection, opts=options)
     with warnings.catch_warnings():
         # SQLite cannot reflect expression indexes (lower(username)); alembic says so.
         warnings.filterwarnings("ignore", message=".*expression-based index.*")

@@ -5,9 +5,19 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from asyncpress.core.db.base import Base, LongText, utcnow
+from asyncpress.core.db.base import Base, LongText, only_on, utcnow
 from asyncpress.tags.models import Tag, article_tags
 from asyncpress.users.models import User
+
+
+def pattern_index(name: str, column: str) -> Index:
+    """An index for ``column LIKE 'prefix%'`` on PostgreSQL (migration 0011).
+
+    Under a linguistic collation PostgreSQL's ordinary btree cannot serve a
+    prefix match; SQLite asks for a range instead (``slugs_like``) and
+    MySQL's own index serves it.
+    """
+    return only_on("postgresql", Index(name, column, postgresql_ops={column: "text_pattern_ops"}))
 
 
 class Article(Base):
@@ -15,6 +25,7 @@ class Article(Base):
     __table_args__ = (
         Index("ix_articles_created_at_id", "created_at", "id"),
         Index("ix_articles_author_id_created_at", "author_id", "created_at"),
+        pattern_index("ix_articles_slug_pattern", "slug"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -40,6 +51,7 @@ class RetiredSlug(Base):
     """
 
     __tablename__ = "article_slugs"
+    __table_args__ = (pattern_index("ix_article_slugs_slug_pattern", "slug"),)
 
     slug: Mapped[str] = mapped_column(String(255), primary_key=True)
     article_id: Mapped[int] = mapped_column(

@@ -14,6 +14,7 @@ cache key on every request cost more than PostgreSQL took to run it
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -437,10 +438,31 @@ async def id_by_slug(reader: Reader, slug: str) -> int | None:
     return None if renamed is None else await id_by_slug(reader, renamed)
 
 
-def _like(column: Any, base: str) -> ColumnElement[bool]:
-    # Slugs hold no LIKE wildcards: slugify turns "%" and "_" into "-".
-    clause: ColumnElement[bool] = (column == base) | column.like(f"{base}-%")
+def _like(dialect: str, column: Any, base: str) -> ColumnElement[bool]:
+    """``column`` is ``base`` or ``base-…``, asked so that an index serves it.
+
+    SQLite's ``LIKE`` ignores case and so never uses an index; its slugs
+    compare byte by byte, where ``base-…`` is the range from ``base-`` up to
+    ``base.`` (``.`` follows ``-``). PostgreSQL serves the ``LIKE`` from a
+    ``text_pattern_ops`` index (migration 0011), MySQL from the unique one.
+    Slugs hold no LIKE wildcards: slugify turns "%" and "_" into "-".
+    """
+    if dialect == "sqlite":
+        prefixed = (column >= f"{base}-") & (column < f"{base}.")
+    else:
+        prefixed = column.like(f"{base}-%")
+    clause: ColumnElement[bool] = (column == base) | prefixed
     return clause
+
+
+def slugs_like_statement(dialect: str, base: str, exclude_id: int | None = None) -> Any:
+    """The slugs, in use or retired, equal to ``base`` or of the form ``base-…``."""
+    current = select(Article.slug).where(_like(dialect, Article.slug, base))
+    retired = select(RetiredSlug.slug).where(_like(dialect, RetiredSlug.slug, base))
+    if exclude_id is not None:
+        current = current.where(Article.id != exclude_id)
+        retired = retired.where(RetiredSlug.article_id != exclude_id)
+    return current.union_all(retired)
 
 
 async def slugs_like(session: AsyncSession, base: str, exclude_id: int | None = None) -> set[str]:
@@ -448,12 +470,8 @@ async def slugs_like(session: AsyncSession, base: str, exclude_id: int | None = 
 
     ``exclude_id``'s own slugs do not count: an article may take back its old one.
     """
-    current = select(Article.slug).where(_like(Article.slug, base))
-    retired = select(RetiredSlug.slug).where(_like(RetiredSlug.slug, base))
-    if exclude_id is not None:
-        current = current.where(Article.id != exclude_id)
-        retired = retired.where(RetiredSlug.article_id != exclude_id)
-    return set((await session.execute(current.union_all(retired))).scalars().all())
+    statement = slugs_like_statement(dialect_of(session), base, exclude_id)
+    return set((await session.execute(statement)).scalars().all())
 
 
 async def set_tags(
@@ -463,15 +481,18 @@ async def set_tags(
     names: Sequence[str],
     *,
     new_article: bool = False,
-) -> None:
-    """Link exactly these tags; a ``new_article`` has none to unlink first."""
+) -> Counter[int]:
+    """Link exactly these tags; a ``new_article`` has none to unlink first.
+
+    Returns how each tag's use count must change, for the caller to apply
+    with ``tag_uses.add`` as late as it can, just before its event and its
+    commit: that UPDATE locks the rows of tags every other write of them
+    needs, until the commit.
+    """
     removed = [] if new_article else await _unlink_tags(session, article_id)
     ids: Sequence[int] = []
     if names:
-        await session.execute(
-            insert_ignoring_conflicts(session, Tag), [{"name": name} for name in sorted(names)]
-        )
-        ids = (await session.execute(select(Tag.id).where(Tag.name.in_(names)))).scalars().all()
+        ids = await _tag_ids(session, names)
         await session.execute(
             article_tags.insert(),
             [
@@ -479,7 +500,37 @@ async def set_tags(
                 for tag_id in ids
             ],
         )
-    await tag_uses.add(session, tag_uses.changes(removed, ids))
+    uses = tag_uses.changes(removed, ids)
+    if dialect_of(session) == "mysql":
+        # InnoDB: adding a tag, new or not, leaves a lock on its key that the
+        # UPDATE must raise to an exclusive one; two creates of one tag
+        # deadlock when both wait to do that, the longer the more likely. So
+        # every name is upserted (one statement, its keys locked in one go,
+        # as before this change) and the counts moved at once.
+        await tag_uses.add(session, uses)
+        return Counter()
+    return uses
+
+
+async def _tag_ids(session: AsyncSession, names: Sequence[str]) -> list[int]:
+    """The ids of these tags, made where missing.
+
+    Known tags are read, not upserted: an insert that meets an existing tag
+    (ON CONFLICT DO NOTHING) waits for every open transaction that changed
+    its row, and every write that links a popular tag changes its use count.
+    """
+    wanted = select(Tag.name, Tag.id)
+    found: dict[str, int] = {}
+    if dialect_of(session) != "mysql":  # InnoDB: see set_tags
+        found.update((await session.execute(wanted.where(Tag.name.in_(names)))).all())
+    missing = sorted(set(names) - found.keys())
+    if missing:
+        await session.execute(
+            insert_ignoring_conflicts(session, Tag), [{"name": name} for name in missing]
+        )
+        made = await session.execute(wanted.where(Tag.name.in_(missing)))
+        found.update(made.all())
+    return sorted(found.values())
 
 
 async def _unlink_tags(session: AsyncSession, article_id: int) -> list[int]:
@@ -647,5 +698,6 @@ async def delete_article(session: AsyncSession, article_id: int) -> None:
     # Tag links are removed here rather than by the cascade: their tags' use
     # counts go down with them.
     removed = await _unlink_tags(session, article_id)
-    await tag_uses.add(session, tag_uses.changes(removed, []))
     await session.execute(delete(Article).where(Article.id == article_id))
+    # Last: the tags' rows stay locked until the commit (set_tags).
+    await tag_uses.add(session, tag_uses.changes(removed, []))

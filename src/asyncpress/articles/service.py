@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from asyncpress.core.errors import Forbidden, NotFound
 from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.notifications import service as notifications
 from asyncpress.profiles.schemas import ProfileOut
+from asyncpress.tags import uses as tag_uses
 from asyncpress.users.models import User
 
 
@@ -118,7 +120,7 @@ class Articles:
             )
             uow.session.add(article)
             await uow.session.flush()
-            await repository.set_tags(
+            uses = await repository.set_tags(
                 uow.session, article.id, article.created_at, data.tag_list, new_article=True
             )
             # Everything the response shows is known here; no need to read it back.
@@ -137,6 +139,7 @@ class Articles:
             )
             uow.retire(cache_keys.TAGS, cache_keys.ARTICLE_COUNTS)
             uow.preview_links_in(data.body)
+            await tag_uses.add(uow.session, uses)  # hot rows: locked as late as can be
             await events.created(uow, created, author.id)
             await uow.commit()
             return created
@@ -164,10 +167,14 @@ class Articles:
             await session.flush()
             if article.slug != previous:
                 await repository.retire_slug(session, article.id, previous)
+            uses: Counter[int] = Counter()
             if data.tag_list is not None:
-                await repository.set_tags(session, article.id, article.created_at, data.tag_list)
+                uses = await repository.set_tags(
+                    session, article.id, article.created_at, data.tag_list
+                )
             updated = await repository.record_by_slug(session, article.slug, user_id)
             assert updated is not None
+            await tag_uses.add(session, uses)  # hot rows: locked as late as can be
             uow.retire(
                 cache_keys.article(previous),
                 cache_keys.article(updated.slug),

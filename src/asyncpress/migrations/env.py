@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from asyncpress.app.models import Base
+from asyncpress.core.db.base import compared_on
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -61,6 +62,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=compared_on(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
