@@ -94,8 +94,8 @@ BUDGET = {
     # (DELETE … RETURNING), added, use counts changed (one UPDATE, executemany).
     "PUT /articles/{slug}": 13,
     # The article read once, before the write (the response is built from it
-    # and the new count); then the row, the count and the author's row (whom
-    # a notification goes to): one statement on PostgreSQL (POSTGRESQL).
+    # and the new count); then the row, the count, the author's row (whom a
+    # notification goes to) and the event (POSTGRESQL: all of it at once).
     "POST /articles/{slug}/favorite": 6,
     "DELETE /articles/{slug}/favorite": 6,
     "POST /articles/{slug}/comments": 5,
@@ -106,8 +106,10 @@ BUDGET = {
     # Tag links removed first (DELETE … RETURNING), then their use counts (UPDATE).
     "DELETE /articles/{slug}": 7,
 }
-# Where PostgreSQL needs fewer (CTEs that write).
-POSTGRESQL = {"POST /articles/{slug}/favorite": 4, "DELETE /articles/{slug}/favorite": 4}
+# Where PostgreSQL needs fewer (CTEs that write): a favorite's row, count,
+# event and notification are one statement, sent outside a transaction
+# block (articles.favorites), so not even BEGIN and COMMIT go with it.
+POSTGRESQL = {"POST /articles/{slug}/favorite": 3, "DELETE /articles/{slug}/favorite": 3}
 # Where MySQL/MariaDB need more: every write that logs an event takes the
 # event order's row lock first (one upsert, events.journal); a favorite moves
 # the count before the row (the article's lock first: no deadlock with the

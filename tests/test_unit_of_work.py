@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from asyncpress.articles import repository as articles
 from asyncpress.articles.models import Article
+from asyncpress.core.db.bulk import table_of
 from asyncpress.core.uow import Database, FollowUps
 from asyncpress.events import journal
+from asyncpress.fast.rows import Prepared
 from asyncpress.tags.models import Tag
 from asyncpress.users.models import User
 from tests.factories import create_article, register
@@ -83,8 +86,8 @@ async def test_a_write_that_raises_commits_nothing_and_follows_up_nothing(
 async def test_a_driver_direct_write_first_in_a_unit_rolls_back_with_it(
     app: FastAPI, client: httpx.AsyncClient, recorded: tuple[Database, Recorded]
 ) -> None:
-    """A favorite and an event sent driver-direct (fast.rows) as the unit's first
-    statements are inside its transaction: a rollback takes them back."""
+    """An event sent driver-direct (fast.rows) as the unit's first statement is
+    inside its transaction: a rollback takes it back, and the favorite after it."""
     db, after = recorded
     author, reader = await register(client), await register(client)
     slug = (await create_article(client, author))["slug"]
@@ -99,8 +102,8 @@ async def test_a_driver_direct_write_first_in_a_unit_rolls_back_with_it(
 
     async def refused_write() -> None:
         async with db.write() as uow:
-            assert await articles.move_favorite(uow.session, reader_id, article_id, favorite=True)
             await journal.append(uow, "test.lost", {}, ["global"])
+            assert await articles.move_favorite(uow.session, reader_id, article_id, favorite=True)
             raise Refused
 
     with pytest.raises(Refused):
@@ -173,3 +176,77 @@ async def test_an_api_write_retires_what_its_readers_cached(
     assert (await client.get("/api/tags")).json()["tags"] == ["second"]
     fresh = await client.get(f"/api/articles/{article['slug']}")
     assert fresh.json()["article"]["tagList"] == ["second"]
+
+
+_ALONE = Prepared(
+    insert(table_of(Tag)).values(name=bindparam("name")).returning(table_of(Tag).c.id)
+)
+
+
+async def _tag_exists(db: Database, name: str) -> bool:
+    async with db.session() as session:
+        return await session.scalar(select(Tag.id).where(Tag.name == name)) is not None
+
+
+@pytest.mark.postgres_only
+async def test_one_statement_commits_as_it_ends_and_follows_up_on_commit(
+    recorded: tuple[Database, Recorded], backend: str
+) -> None:
+    """A write in one statement (PostgreSQL's favorites) is a transaction of its
+    own: committed when it returns, even after a read that began a transaction
+    on the same connection; its follow-ups wait for ``commit``."""
+    db, after = recorded
+    async with db.write_at_once() as work:
+        await work.connection.execute(select(Tag.id).limit(1))  # SQLAlchemy begins here
+        assert work.connection.in_transaction()
+        work.retire("tags")
+        assert (await work.send(_ALONE, {"name": "alone", "uses": 0}))[0]["id"] > 0
+        assert await _tag_exists(db, "alone")  # another connection sees it: committed
+        assert after.runs == []
+        await work.commit()
+    assert after.runs == [FollowUps(retire={"tags"})]
+
+
+@pytest.mark.postgres_only
+async def test_one_statement_is_followed_up_even_if_the_block_then_fails(
+    recorded: tuple[Database, Recorded], backend: str
+) -> None:
+    db, after = recorded
+
+    class Late(Exception):
+        pass
+
+    async def fails_after(writing: bool) -> None:
+        async with db.write_at_once() as work:
+            work.retire("tags")
+            if writing:
+                await work.send(_ALONE, {"name": "late", "uses": 0})
+            raise Late
+
+    with pytest.raises(Late):
+        await fails_after(writing=True)
+    assert await _tag_exists(db, "late")
+    assert after.runs == [FollowUps(retire={"tags"})]  # readers must not keep the old value
+
+    with pytest.raises(Late):
+        await fails_after(writing=False)  # nothing written: nothing to follow up
+    assert after.runs == [FollowUps(retire={"tags"})]
+
+
+@pytest.mark.postgres_only
+async def test_one_statement_that_fails_writes_nothing_and_follows_up_nothing(
+    recorded: tuple[Database, Recorded], backend: str
+) -> None:
+    db, after = recorded
+    async with db.write_at_once() as work:
+        await work.send(_ALONE, {"name": "twice", "uses": 0})
+        await work.commit()
+
+    async def again() -> None:
+        async with db.write_at_once() as work:
+            work.retire("tags")
+            await work.send(_ALONE, {"name": "twice", "uses": 0})  # the tag's name is unique
+
+    with pytest.raises(asyncpg.UniqueViolationError):  # driver-direct: asyncpg's own error
+        await again()
+    assert after.runs == []

@@ -53,15 +53,23 @@ async def deleted(uow: UnitOfWork, article: ArticleRecord) -> None:
     )
 
 
+def favorite_type(favorite: bool) -> str:
+    return "article.favorited" if favorite else "article.unfavorited"
+
+
+def favorite_payload(article: ArticleRecord, actor: User) -> dict[str, Any]:
+    return {"article": neutral_article(article), "profile": neutral_profile(actor)}
+
+
+def favorite_channels(article: ArticleRecord) -> list[str]:
+    """Where a favorite goes, but for its author's ``user`` channel (see below)."""
+    return [GLOBAL, article_channel(article.slug)]
+
+
 async def favorite_changed(
     uow: UnitOfWork, article: ArticleRecord, *, actor: User, owner_id: int, favorite: bool
 ) -> None:
-    channels = [GLOBAL, article_channel(article.slug)]
+    channels = favorite_channels(article)
     if favorite and actor.id != owner_id:  # your own actions never reach your `user` channel
         channels.append(user_channel(owner_id))
-    await journal.append(
-        uow,
-        "article.favorited" if favorite else "article.unfavorited",
-        {"article": neutral_article(article), "profile": neutral_profile(actor)},
-        channels,
-    )
+    await journal.append(uow, favorite_type(favorite), favorite_payload(article, actor), channels)

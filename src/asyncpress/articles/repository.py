@@ -37,13 +37,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from asyncpress.articles.models import Article, Favorite, RetiredSlug
-from asyncpress.core.db.base import utc, utcnow
+from asyncpress.core.db.base import utc
 from asyncpress.core.db.bulk import insert_ignoring_conflicts, table_of
 from asyncpress.core.db.engine import Reader, dialect_of
 from asyncpress.core.db.references import duplicate_key
@@ -556,62 +555,13 @@ class FavoriteMoved:
     owner: User  # the article's author, detached
 
 
-def _favorite_moves() -> tuple[Prepared, Prepared]:
-    """PostgreSQL's favorite and unfavorite, each one statement.
-
-    A CTE writes (or deletes) the favorite row and returns its article; the
-    next moves the count only if it did; the SELECT returns the new count and
-    the author's row (the notification's recipient). No row back: nothing
-    changed. Built once, sent driver-direct.
-    """
-    favorites, articles, users = _FAVORITES, table_of(Article), table_of(User)
-    user = bindparam("user_id", type_=Integer)
-    article = bindparam("article_id", type_=Integer)
-    added = (
-        pg_insert(favorites)
-        .values(user_id=user, article_id=article, created_at=bindparam("now"))
-        .on_conflict_do_nothing()
-        .returning(favorites.c.article_id)
-        .cte("added")
-    )
-    removed = (
-        delete(favorites)
-        .where(favorites.c.user_id == user, favorites.c.article_id == article)
-        .returning(favorites.c.article_id)
-        .cte("removed")
-    )
-    moves = []
-    for changed, by in ((added, 1), (removed, -1)):
-        moved = (
-            update(articles)
-            .where(articles.c.id == changed.c.article_id)
-            .values(favorites_count=articles.c.favorites_count + by)
-            .returning(articles.c.favorites_count, articles.c.author_id)
-            .cte(f"moved_{'up' if by > 0 else 'down'}")
-        )
-        stmt = select(moved.c.favorites_count, *users.c).join_from(
-            moved, users, users.c.id == moved.c.author_id
-        )
-        moves.append(Prepared(stmt, writes=True))
-    return moves[0], moves[1]
-
-
-_FAVORITE, _UNFAVORITE = _favorite_moves()
-
-
 async def move_favorite(
     session: AsyncSession, user_id: int, article_id: int, *, favorite: bool
 ) -> FavoriteMoved | None:
-    """Favorite or unfavorite; None when the row was already so (nothing changed)."""
-    if dialect_of(session) == "postgresql":
-        if favorite:
-            params = {"user_id": user_id, "article_id": article_id, "now": utcnow()}
-            rows = await _FAVORITE.rows(session, params)
-        else:
-            rows = await _UNFAVORITE.rows(session, {"user_id": user_id, "article_id": article_id})
-        if not rows:
-            return None
-        return FavoriteMoved(rows[0]["favorites_count"], users_repository.detached(rows[0]))
+    """Favorite or unfavorite; None when the row was already so (nothing changed).
+
+    SQLite and MySQL; PostgreSQL does it in one statement (articles.favorites).
+    """
     if dialect_of(session) == "mysql":
         return await _move_favorite_mysql(session, user_id, article_id, favorite=favorite)
     table = _FAVORITES

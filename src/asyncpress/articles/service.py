@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from anyio.to_thread import run_sync
 
-from asyncpress.articles import bulk, counts, events, export, repository
+from asyncpress.articles import bulk, counts, events, export, favorites, repository
 from asyncpress.articles.models import Article
 from asyncpress.articles.repository import ArticleRecord, Filters
 from asyncpress.articles.schemas import ArticleOut, ArticleResponse, ArticleUpdate, NewArticle
@@ -20,6 +21,7 @@ from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.references import gone_as
 from asyncpress.core.errors import Forbidden, NotFound
 from asyncpress.core.uow import Database, UnitOfWork
+from asyncpress.events.journal import channels_text, compact_json
 from asyncpress.notifications import service as notifications
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.tags import uses as tag_uses
@@ -205,6 +207,8 @@ class Articles:
         The response is the article as read before the write, with the count
         the write returned: no second read.
         """
+        if self.db.engine.dialect.name == "postgresql":
+            return await self._set_favorite_at_once(user, slug, favorite=favorite)
         async with self.db.write() as uow:
             record = await repository.record_by_slug(uow.session, slug, user.id)
             if record is None:
@@ -231,6 +235,34 @@ class Articles:
                     uow, record, actor=user, owner_id=moved.owner.id, favorite=favorite
                 )
             await uow.commit()
+        return record
+
+    async def _set_favorite_at_once(
+        self, user: User, slug: str, *, favorite: bool
+    ) -> ArticleRecord:
+        """``set_favorite`` on PostgreSQL: a read, then one statement (articles.favorites)."""
+        async with self.db.write_at_once() as work:
+            record = await repository.record_by_slug(work.connection, slug, user.id)
+            if record is None:
+                raise NotFound("article")
+            counted = dataclasses.replace(record, favorites_count=-1)  # favorites.COUNT_SLOT
+            with gone_as(NotFound("article")):  # deleted since it was read
+                moved = await favorites.write(
+                    work,
+                    actor=user,
+                    article_id=record.id,
+                    slug=record.slug,
+                    title=record.title,
+                    favorite=favorite,
+                    event_type=events.favorite_type(favorite),
+                    event_data=compact_json(events.favorite_payload(counted, user)),
+                    channels=channels_text(events.favorite_channels(record)),
+                )
+            record.favorited = favorite
+            work.retire(cache_keys.article(record.slug), cache_keys.ARTICLE_COUNTS)
+            if moved is not None:
+                record.favorites_count = moved.favorites_count
+            await work.commit()
         return record
 
     async def import_(self, author_id: int, body: bytes, *, ndjson: bool) -> list[str]:

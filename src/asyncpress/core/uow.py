@@ -15,14 +15,15 @@ nothing, since no server of its own has caches or streams to tell.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from asyncpress.core.db.engine import begin_write
+from asyncpress.fast.rows import Prepared
 
 
 @dataclass(slots=True)
@@ -51,13 +52,12 @@ class NothingAfterCommit:
         return None
 
 
-class UnitOfWork:
-    """A write transaction and the follow-ups its commit will carry out."""
+class _Declares:
+    """What a write declares for after its commit."""
 
-    __slots__ = ("_after", "_follow_ups", "session")
+    __slots__ = ("_after", "_follow_ups")
 
-    def __init__(self, session: AsyncSession, after: AfterCommit) -> None:
-        self.session = session
+    def __init__(self, after: AfterCommit) -> None:
         self._after = after
         self._follow_ups = FollowUps()
 
@@ -78,17 +78,71 @@ class UnitOfWork:
         if text:
             self._follow_ups.preview.append(text)
 
-    async def commit(self) -> None:
-        """Commit once, then carry out what the write declared."""
-        await self.session.commit()
+    async def _carry_out(self) -> None:
         follow_ups, self._follow_ups = self._follow_ups, FollowUps()
         if follow_ups:
             await self._after.run(follow_ups)
+
+
+class UnitOfWork(_Declares):
+    """A write transaction and the follow-ups its commit will carry out."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: AsyncSession, after: AfterCommit) -> None:
+        super().__init__(after)
+        self.session = session
+
+    async def commit(self) -> None:
+        """Commit once, then carry out what the write declared."""
+        await self.session.commit()
+        await self._carry_out()
 
     async def rollback(self) -> None:
         """Undo the transaction; what it declared is dropped with it."""
         await self.session.rollback()
         self._follow_ups = FollowUps()
+
+
+class OneStatement(_Declares):
+    """A write that is one statement, which commits as it ends.
+
+    PostgreSQL runs a statement sent outside a transaction block as a
+    transaction of its own: one round trip instead of BEGIN, the statement
+    and COMMIT, and the row locks it takes are held only while it runs,
+    never across the round trips to the app and back. A write that can be
+    said in one statement (CTEs that write) is done this way on PostgreSQL,
+    where the rows a popular article's writes all change (its count) would
+    otherwise stay locked through each writer's remaining round trips.
+    """
+
+    __slots__ = ("connection", "done", "sent")
+
+    def __init__(self, connection: AsyncConnection, after: AfterCommit) -> None:
+        super().__init__(after)
+        self.connection = connection
+        self.sent = False  # the write committed
+        self.done = False  # its follow-ups were carried out
+
+    async def send(self, statement: Prepared, params: dict[str, Any]) -> Sequence[Any]:
+        """Send the write, which commits as it ends.
+
+        A read before it may have begun a transaction on the connection
+        (SQLAlchemy begins one with its first statement); it wrote nothing,
+        and is ended first, so that the write is a transaction of its own.
+        """
+        if self.sent:
+            raise RuntimeError("one statement per unit of work")
+        if self.connection.in_transaction():
+            await self.connection.rollback()
+        rows = await statement.commits_alone(self.connection, params)
+        self.sent = True
+        return rows
+
+    async def commit(self) -> None:
+        """The statement committed itself: carry out what the write declared."""
+        self.done = True
+        await self._carry_out()
 
 
 class Database:
@@ -115,6 +169,25 @@ class Database:
         autobegin) costs more CPU than a one-row read itself.
         """
         return self.engine.connect()
+
+    @asynccontextmanager
+    async def write_at_once(self) -> AsyncIterator[OneStatement]:
+        """A unit of work that is one statement committing itself (PostgreSQL).
+
+        Reads may come first on the same connection; the write is then sent
+        with :meth:`OneStatement.send`. Leaving without
+        :meth:`OneStatement.commit` drops the follow-ups if nothing was
+        written, and carries them out if the write was: it is durable
+        whatever the block did next, and its readers must not be served
+        what it replaced.
+        """
+        async with self.engine.connect() as connection:
+            work = OneStatement(connection, self._after_commit)
+            try:
+                yield work
+            finally:
+                if work.sent and not work.done:
+                    await work.commit()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[UnitOfWork]:

@@ -20,8 +20,11 @@ def article_channel(slug: str) -> str:
     return f"article:{slug}"
 
 
+USER_PREFIX = "user:"
+
+
 def user_channel(user_id: int) -> str:
-    return f"user:{user_id}"
+    return f"{USER_PREFIX}{user_id}"
 
 
 def feed_channel(author_id: int) -> str:

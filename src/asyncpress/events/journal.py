@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.sse import format_sse_event
-from sqlalchemy import Insert, bindparam, delete, func, insert, select
+from sqlalchemy import CTE, Insert, Select, bindparam, delete, func, insert, select, true
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,6 +74,11 @@ class LoggedEvent:
         return None
 
 
+def channels_text(channels: Iterable[str]) -> str:
+    """How an event's channels are stored: each once, sorted, space-separated."""
+    return " ".join(sorted(set(channels)))
+
+
 async def append(
     uow: UnitOfWork, event_type: str, data: dict[str, Any], channels: Iterable[str]
 ) -> None:
@@ -86,7 +91,7 @@ async def append(
     row = {
         "type": event_type,
         "created_at": utcnow(),
-        "channels": " ".join(sorted(set(channels))),
+        "channels": channels_text(channels),
         "data": compact_json(data),
         "request_id": current_request_id(),
     }
@@ -108,6 +113,26 @@ _ORDER_LOCK = (
 )
 
 
+# The columns of an event row that its writer gives (the id is drawn by the insert).
+ROW_COLUMNS = ("type", "created_at", "channels", "data", "request_id")
+
+
+def logged_from(rows: Select[Any], name: str = "logged") -> CTE:
+    """The events ``rows`` selects, appended by a CTE of a bigger statement (PostgreSQL).
+
+    ``rows`` names its columns as ``ROW_COLUMNS``. The insert takes the
+    log's lock before it draws an id, as ``append`` does; the CTE returns
+    the ids. For a write done in one statement (``OneStatement``), which
+    then declares ``wake_streams`` itself.
+    """
+    lock = select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY).label("held")).cte(f"{name}_lock")
+    given = rows.subquery(f"{name}_rows")
+    table = table_of(Event)
+    values = select(*(given.c[c] for c in ROW_COLUMNS)).select_from(lock).join(given, true())
+    columns = [table.c[c] for c in ROW_COLUMNS]
+    return insert(table).from_select(columns, values).returning(table.c.id).cte(name)
+
+
 def _locked_insert() -> Insert:
     """The lock and the insert in one statement (one round trip).
 
@@ -116,7 +141,7 @@ def _locked_insert() -> Insert:
     """
     lock = select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY).label("held")).cte("event_lock")
     table = table_of(Event)
-    columns = [table.c[name] for name in ("type", "created_at", "channels", "data", "request_id")]
+    columns = [table.c[name] for name in ROW_COLUMNS]
     values = select(*(bindparam(c.name, type_=c.type) for c in columns)).select_from(lock)
     return insert(table).from_select(columns, values)
 

@@ -65,6 +65,27 @@ class Prepared:
             )
             return mappings
         connection = reader if isinstance(reader, AsyncConnection) else await reader.connection()
+        return await self._direct(connection, params, begin=self.writes)
+
+    async def commits_alone(
+        self, connection: AsyncConnection, params: dict[str, Any]
+    ) -> Sequence[Any]:
+        """Run a write outside any transaction block, as a transaction of its own (PostgreSQL).
+
+        The statement commits as it ends: one round trip, and its row locks
+        held only while it runs. ``connection`` must not be in a transaction.
+        """
+        assert connection.dialect.name == "postgresql", "other databases write in a transaction"
+        return await self._direct(connection, params, begin=False, alone=True)
+
+    async def _direct(
+        self,
+        connection: AsyncConnection,
+        params: dict[str, Any],
+        *,
+        begin: bool,
+        alone: bool = False,
+    ) -> Sequence[Any]:
         sql, names, fixed = self._postgresql(connection.dialect)
         args = tuple(params[name] if name in params else fixed[name] for name in names)
         sync = connection.sync_connection
@@ -82,8 +103,10 @@ class Prepared:
                 if not (sync.closed or sync.invalidated)
                 else await connection.get_raw_connection()
             )
-            if self.writes:
+            if begin:
                 await _begun(raw.dbapi_connection)
+            elif alone and raw.dbapi_connection._transaction is not None:  # type: ignore[union-attr]
+                raise RuntimeError("a statement meant to commit alone, sent in a transaction")
             records: list[Any] = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
         finally:
             # On failure too: a listener's span must end.

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import CTE, Select, bindparam, case, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core.db.base import utcnow
@@ -44,6 +45,43 @@ async def enqueue(
         request_id=current_request_id(),
     )
     await session.execute(stmt)
+
+
+# The columns of an outbox row that its writer gives.
+ROW_COLUMNS = ("idempotency_key", "kind", "to_email", "payload")
+
+
+def enqueued_from(rows: Select[Any], name: str = "enqueued") -> CTE:
+    """The messages ``rows`` selects, queued by a CTE of a bigger statement (PostgreSQL).
+
+    ``rows`` names its columns as ``ROW_COLUMNS``; a key already queued is
+    skipped, as ``enqueue`` does. Binds ``outbox_now`` and ``request_id``.
+    The CTE returns the new rows' ids: a write in one statement
+    (``OneStatement``) kicks the outbox when there are any.
+    """
+    given = rows.subquery(f"{name}_rows")
+    table = table_of(OutboxMessage)
+    now = bindparam("outbox_now", type_=table.c.next_attempt_at.type)
+    values = select(
+        *(given.c[c] for c in ROW_COLUMNS),
+        literal(PENDING),
+        literal(0),
+        now,
+        now,
+        bindparam("request_id", type_=table.c.request_id.type),
+    )
+    # Every column with a default is named: a default SQLAlchemy adds to an
+    # INSERT … SELECT is evaluated once, when the statement is built.
+    columns = [
+        *(table.c[c] for c in ROW_COLUMNS),
+        table.c.status,
+        table.c.attempts,
+        table.c.next_attempt_at,
+        table.c.created_at,
+        table.c.request_id,
+    ]
+    statement = pg_insert(table).from_select(columns, values).on_conflict_do_nothing()
+    return statement.returning(table.c.id).cte(name)
 
 
 async def claim(
