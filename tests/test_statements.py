@@ -82,8 +82,10 @@ BUDGET = {
     "GET /user": 1,
     "PUT /user": 3,
     "GET /profiles/{username}": 1,
-    "POST /profiles/{username}/follow": 6,
-    "DELETE /profiles/{username}/follow": 4,
+    # The caller, the followee (the response is built from it), the row;
+    # a follow also its mail and its event (POSTGRESQL: at once).
+    "POST /profiles/{username}/follow": 5,
+    "DELETE /profiles/{username}/follow": 3,
     # Its tags: known ones read (1); new ones added and read back (2 more);
     # their use counts, one UPDATE (executemany). Here all three are new.
     "POST /articles": 9,
@@ -108,14 +110,19 @@ BUDGET = {
 }
 # Where PostgreSQL needs fewer (CTEs that write): a favorite's row, count,
 # event and notification are one statement, sent outside a transaction
-# block (articles.favorites), so not even BEGIN and COMMIT go with it.
-POSTGRESQL = {"POST /articles/{slug}/favorite": 3, "DELETE /articles/{slug}/favorite": 3}
+# block (articles.favorites), so not even BEGIN and COMMIT go with it; so
+# are a follow's row, event and mail, and an unfollow (profiles.following).
+POSTGRESQL = {
+    "POST /articles/{slug}/favorite": 3,
+    "DELETE /articles/{slug}/favorite": 3,
+    "POST /profiles/{username}/follow": 3,  # profiles.following
+}
 # Where MySQL/MariaDB need more: every write that logs an event takes the
 # event order's row lock first (one upsert, events.journal); a favorite moves
 # the count before the row (the article's lock first: no deadlock with the
 # row's foreign-key check) and reads the count back (no UPDATE … RETURNING).
 MYSQL = {
-    "POST /profiles/{username}/follow": 7,
+    "POST /profiles/{username}/follow": 6,
     "POST /articles": 9,  # every tag upserted, known or not (set_tags)
     "PUT /articles/{slug}": 13,
     "POST /articles/{slug}/favorite": 8,

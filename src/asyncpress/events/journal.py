@@ -117,7 +117,7 @@ _ORDER_LOCK = (
 ROW_COLUMNS = ("type", "created_at", "channels", "data", "request_id")
 
 
-def logged_from(rows: Select[Any], name: str = "logged") -> CTE:
+def logged_from(rows: Select[*tuple[Any, ...]], name: str = "logged") -> CTE:
     """The events ``rows`` selects, appended by a CTE of a bigger statement (PostgreSQL).
 
     ``rows`` names its columns as ``ROW_COLUMNS``. The insert takes the

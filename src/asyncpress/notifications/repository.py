@@ -51,7 +51,7 @@ async def enqueue(
 ROW_COLUMNS = ("idempotency_key", "kind", "to_email", "payload")
 
 
-def enqueued_from(rows: Select[Any], name: str = "enqueued") -> CTE:
+def enqueued_from(rows: Select[*tuple[Any, ...]], name: str = "enqueued") -> CTE:
     """The messages ``rows`` selects, queued by a CTE of a bigger statement (PostgreSQL).
 
     ``rows`` names its columns as ``ROW_COLUMNS``; a key already queued is

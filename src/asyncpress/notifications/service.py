@@ -7,6 +7,8 @@ Nothing is sent for one's own actions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from asyncpress.core.errors import Unauthorized
 from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.notifications import repository
@@ -75,12 +77,28 @@ async def on_comment(
     await _queue(uow, f"comment:{comment_id}", "comment", owner.email, payload)
 
 
-async def on_follow(uow: UnitOfWork, *, actor: str, actor_id: int, followee: User) -> None:
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An outbox row as a trigger wants it queued."""
+
+    key: str  # idempotency: a second message with the key is not queued
+    kind: str
+    to_email: str
+    payload: dict[str, str]
+
+
+def follow_message(*, actor: str, actor_id: int, followee: User) -> Message | None:
+    """The mail a new follower sends, if the followee wants it."""
     if followee.id == actor_id or not followee.notify_follower:
-        return
+        return None
     payload = {"recipient": followee.username, "actor": actor}
-    key = f"follow:{actor_id}:{followee.id}"
-    await _queue(uow, key, "follow", followee.email, payload)
+    return Message(f"follow:{actor_id}:{followee.id}", "follow", followee.email, payload)
+
+
+async def on_follow(uow: UnitOfWork, *, actor: str, actor_id: int, followee: User) -> None:
+    message = follow_message(actor=actor, actor_id=actor_id, followee=followee)
+    if message is not None:
+        await _queue(uow, message.key, message.kind, message.to_email, message.payload)
 
 
 async def on_favorite(

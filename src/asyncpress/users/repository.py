@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, or_, select, update
+from sqlalchemy import Integer, String, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -15,6 +15,9 @@ from asyncpress.users.models import User, fold
 
 _USERS = table_of(User)
 _BY_ID = Prepared(select(*_USERS.c).where(_USERS.c.id == bindparam("id", type_=Integer)))
+_BY_USERNAME = Prepared(
+    select(*_USERS.c).where(_USERS.c.username == bindparam("username", type_=String))
+)
 
 
 async def by_email(session: AsyncSession, email: str) -> User | None:
@@ -65,6 +68,12 @@ async def read(reader: Reader, user_id: int) -> User | None:
     Cheaper than :func:`by_id`: no identity map, no ORM loading.
     """
     rows = await _BY_ID.rows(reader, {"id": user_id})
+    return detached(rows[0]) if rows else None
+
+
+async def read_by_username(reader: Reader, username: str) -> User | None:
+    """The account with this username (exactly), driver-direct and detached."""
+    rows = await _BY_USERNAME.rows(reader, {"username": username})
     return detached(rows[0]) if rows else None
 
 

@@ -1,0 +1,126 @@
+"""Follow and unfollow on PostgreSQL: one statement that commits as it ends.
+
+A follow is its row, the followee's live event and, if they want it, their
+mail: three CTEs of one statement sent outside a transaction block
+(``core.uow.OneStatement``), one round trip where a unit of work took five
+(BEGIN, the row, the mail, the event, COMMIT) and held the event log's lock
+across the last of them. An unfollow is its DELETE alone. Everything the
+statement writes is known before it is sent (the followee was read), so
+the payloads are built in Python. SQLite and MySQL/MariaDB follow in a unit
+of work (``service.Profiles.set_following``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from asyncpress.core.db.base import utcnow
+from asyncpress.core.db.bulk import table_of
+from asyncpress.core.logs import current_request_id
+from asyncpress.core.uow import OneStatement
+from asyncpress.events import journal
+from asyncpress.events.channels import user_channel
+from asyncpress.fast.rows import Prepared
+from asyncpress.notifications import repository as outbox
+from asyncpress.notifications.service import follow_message
+from asyncpress.profiles.events import followed_payload
+from asyncpress.profiles.models import Follow
+from asyncpress.users.models import User
+
+
+def _follow() -> Prepared:
+    follows = table_of(Follow)
+    now = bindparam("now", type_=DateTime(timezone=True))
+    added = (
+        pg_insert(follows)
+        .values(
+            follower_id=bindparam("follower_id", type_=Integer),
+            followee_id=bindparam("followee_id", type_=Integer),
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(follows.c.followee_id)
+        .cte("added")
+    )
+    logged = journal.logged_from(  # following twice is one event
+        select(
+            bindparam("event_type", type_=String).label("type"),
+            now.label("created_at"),
+            bindparam("channels", type_=String).label("channels"),
+            bindparam("event_data", type_=String).label("data"),
+            bindparam("request_id", type_=String).label("request_id"),
+        ).select_from(added)
+    )
+    enqueued = outbox.enqueued_from(  # a second one is not queued (its key)
+        select(
+            bindparam("outbox_key", type_=String).label("idempotency_key"),
+            bindparam("outbox_kind", type_=String).label("kind"),
+            bindparam("outbox_to", type_=String).label("to_email"),
+            cast(bindparam("outbox_payload", type_=String), JSON).label("payload"),
+        ).where(bindparam("notify", type_=Boolean))
+    )
+    return Prepared(
+        select(
+            _how_many(added).label("added"), _how_many(logged), _how_many(enqueued).label("queued")
+        ),
+        writes=True,
+    )
+
+
+def _how_many(rows: Any) -> Any:
+    # Referring to a CTE that writes is what makes SQLAlchemy send it.
+    return select(func.count()).select_from(rows).scalar_subquery()
+
+
+_FOLLOW = _follow()
+_UNFOLLOW = Prepared(
+    delete(table_of(Follow))
+    .where(
+        table_of(Follow).c.follower_id == bindparam("follower_id", type_=Integer),
+        table_of(Follow).c.followee_id == bindparam("followee_id", type_=Integer),
+    )
+    .returning(table_of(Follow).c.followee_id)
+)
+
+
+async def write(work: OneStatement, follower: User, followee: User, *, follow: bool) -> None:
+    """Follow or unfollow in one statement; doing it twice is doing it once."""
+    ids = {"follower_id": follower.id, "followee_id": followee.id}
+    if not follow:
+        await work.send(_UNFOLLOW, ids)
+        return
+    message = follow_message(actor=follower.username, actor_id=follower.id, followee=followee)
+    params: dict[str, Any] = {
+        **ids,
+        "now": utcnow(),
+        "event_type": "profile.followed",
+        "event_data": journal.compact_json(followed_payload(follower, followee)),
+        "channels": journal.channels_text([user_channel(followee.id)]),
+        "request_id": current_request_id(),
+        "notify": message is not None,
+        "outbox_key": message.key if message else "",
+        "outbox_kind": message.kind if message else "",
+        "outbox_to": message.to_email if message else "",
+        "outbox_payload": json.dumps(message.payload if message else {}),
+    }
+    params["outbox_now"] = params["now"]
+    rows = await work.send(_FOLLOW, params)
+    if rows[0]["added"]:
+        work.wake_streams()
+    if rows[0]["queued"]:
+        work.kick_outbox()
