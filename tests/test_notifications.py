@@ -8,13 +8,14 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from anyio.to_thread import run_sync
 from fastapi import FastAPI
 from servers.postgres import free_port
 from servers.processes import SmtpSink
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asyncpress.comments.schemas import NewComment
@@ -225,8 +226,11 @@ class TestDelivery:
         await assert_nothing_sent(app, sink)
 
     async def test_a_comment_that_rolls_back_sends_nothing(
-        self, client: httpx.AsyncClient, app: FastAPI, sink: SmtpSink
+        self, client: httpx.AsyncClient, app: FastAPI, sink: SmtpSink, backend: str
     ) -> None:
+        """The comment and its message are written together or not at all: in
+        a unit of work whose commit fails, or, on PostgreSQL, in the one
+        statement that adds both (comments.posting), when its last part fails."""
         alice = await register(client, "alice")
         await register(client, "bob")
         slug = (await create_article(client, alice))["slug"]
@@ -254,7 +258,14 @@ class TestDelivery:
             async_sessionmaker(db.engine, class_=FailingCommit, expire_on_commit=False),
             Recorded(),
         )
-        with pytest.raises(Boom):
+        refused: type[Exception] = Boom
+        if backend == "postgresql":
+            # The message is the statement's last write: refuse it.
+            async with db.engine.begin() as connection:
+                refusal = "CHECK (payload->>'excerpt' IS DISTINCT FROM 'never')"
+                await connection.execute(text(f"ALTER TABLE outbox ADD CONSTRAINT no {refusal}"))
+            refused = asyncpg.CheckViolationError
+        with pytest.raises(refused):
             await Comments(failing).add(author, slug, NewComment(body="never"))
         assert followed == []  # no kick, no wake-up: nothing committed
         assert await row_count(app, "comments") == 0

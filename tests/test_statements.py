@@ -111,11 +111,13 @@ BUDGET = {
 # Where PostgreSQL needs fewer (CTEs that write): a favorite's row, count,
 # event and notification are one statement, sent outside a transaction
 # block (articles.favorites), so not even BEGIN and COMMIT go with it; so
-# are a follow's row, event and mail, and an unfollow (profiles.following).
+# are a follow's row, event and mail, an unfollow (profiles.following) and
+# a comment with its event and mail (comments.posting).
 POSTGRESQL = {
     "POST /articles/{slug}/favorite": 3,
     "DELETE /articles/{slug}/favorite": 3,
     "POST /profiles/{username}/follow": 3,  # profiles.following
+    "POST /articles/{slug}/comments": 3,  # comments.posting
 }
 # Where MySQL/MariaDB need more: every write that logs an event takes the
 # event order's row lock first (one upsert, events.journal); a favorite moves

@@ -10,11 +10,8 @@ are CTEs of one statement sent outside a transaction block
 (``OneStatement``): PostgreSQL holds the row only while the statement runs.
 
 The event's payload is the article as the REST API shows it, with the new
-count, which only the statement knows: the payload is serialised here with
-a placeholder for the count (``COUNT_SLOT``) that the statement replaces.
-The placeholder cannot be mistaken for anything else in the payload: JSON
-escapes every quote inside a string, so ``"favoritesCount":`` appears
-unescaped only as the article's own key.
+count, which only the statement knows: the payload is serialised with a
+slot for the count that the statement fills in (``journal.slot``).
 
 SQLite and MySQL/MariaDB favorite in a unit of work (``repository.move_favorite``).
 """
@@ -43,7 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from asyncpress.articles.models import Article, Favorite
 from asyncpress.core.db.base import utcnow
-from asyncpress.core.db.bulk import table_of
+from asyncpress.core.db.bulk import rows_written, table_of
 from asyncpress.core.logs import current_request_id
 from asyncpress.core.uow import OneStatement
 from asyncpress.events import journal
@@ -52,8 +49,7 @@ from asyncpress.fast.rows import Prepared
 from asyncpress.notifications import repository as outbox
 from asyncpress.users.models import User
 
-COUNT_KEY = '"favoritesCount":'
-COUNT_SLOT = COUNT_KEY + "-1"
+COUNT_KEY = "favoritesCount"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +81,6 @@ def _statement(favorite: bool) -> Prepared:
         .returning(articles.c.favorites_count, articles.c.author_id)
         .cte("moved")
     )
-    count = literal(COUNT_KEY) + cast(moved.c.favorites_count, String)
     channels: Any = bindparam("channels", type_=String)
     if favorite:  # the author hears of it on their `user` channel, unless it is their own
         own = moved.c.author_id == user
@@ -96,13 +91,15 @@ def _statement(favorite: bool) -> Prepared:
             bindparam("event_type", type_=String).label("type"),
             now.label("created_at"),
             channels.label("channels"),
-            func.replace(bindparam("event_data", type_=String), COUNT_SLOT, count).label("data"),
+            journal.filled(
+                bindparam("event_data", type_=String), COUNT_KEY, moved.c.favorites_count
+            ).label("data"),
             bindparam("request_id", type_=String).label("request_id"),
         ).select_from(moved)
     )
-    columns: list[Any] = [moved.c.favorites_count, _how_many(logged).label("logged")]
+    columns: list[Any] = [moved.c.favorites_count, rows_written(logged).label("logged")]
     if favorite:
-        columns.append(_how_many(outbox.enqueued_from(_notification(moved))).label("notified"))
+        columns.append(rows_written(outbox.enqueued_from(_notification(moved))).label("notified"))
     return Prepared(select(*columns).select_from(moved), writes=True)
 
 
@@ -133,11 +130,6 @@ def _notification(moved: CTE) -> Select[Any]:
     )
 
 
-def _how_many(rows: CTE) -> Any:
-    # Referring to a CTE that writes is what makes SQLAlchemy send it.
-    return select(func.count()).select_from(rows).scalar_subquery()
-
-
 _FAVORITE, _UNFAVORITE = _statement(True), _statement(False)
 
 
@@ -155,9 +147,9 @@ async def write(
 ) -> Moved | None:
     """Favorite or unfavorite in one statement; None when it was already so.
 
-    ``event_data`` holds ``COUNT_SLOT`` once, where the new count goes.
+    ``event_data`` holds ``journal.slot(COUNT_KEY)`` once, where the new count goes.
     """
-    if event_data.count(COUNT_SLOT) != 1:
+    if not journal.holds_slot_once(event_data, COUNT_KEY):
         raise ValueError("the event's payload must hold the count's slot once")
     params: dict[str, Any] = {
         "user_id": actor.id,

@@ -415,7 +415,7 @@ def _with_author() -> Prepared:
 _WITH_AUTHOR = _with_author()
 
 
-async def with_author(session: AsyncSession, slug: str) -> tuple[Target, User] | None:
+async def with_author(session: Reader, slug: str) -> tuple[Target, User] | None:
     """The article and its author (detached), in one driver-direct statement."""
     rows = await _WITH_AUTHOR.rows(session, {"slug": slug})
     if rows:

@@ -245,7 +245,7 @@ class Articles:
             record = await repository.record_by_slug(work.connection, slug, user.id)
             if record is None:
                 raise NotFound("article")
-            counted = dataclasses.replace(record, favorites_count=-1)  # favorites.COUNT_SLOT
+            counted = dataclasses.replace(record, favorites_count=-1)  # the count's slot
             with gone_as(NotFound("article")):  # deleted since it was read
                 moved = await favorites.write(
                     work,

@@ -9,18 +9,28 @@ from asyncpress.core.uow import UnitOfWork
 from asyncpress.events import journal
 from asyncpress.events.channels import article_channel, user_channel
 
+CREATED = "comment.created"
+
+
+def created_channels(slug: str, *, actor_id: int, owner_id: int) -> list[str]:
+    channels = [article_channel(slug)]
+    if actor_id != owner_id:  # your own actions never reach your `user` channel
+        channels.append(user_channel(owner_id))
+    return channels
+
+
+def created_payload(slug: str, comment: CommentOut) -> dict[str, Any]:
+    neutral = comment.model_copy(
+        update={"author": comment.author.model_copy(update={"following": False})}
+    )
+    return {"slug": slug, "comment": neutral.model_dump(mode="json", by_alias=True)}
+
 
 async def created(
     uow: UnitOfWork, slug: str, comment: CommentOut, *, actor_id: int, owner_id: int
 ) -> None:
-    channels = [article_channel(slug)]
-    if actor_id != owner_id:
-        channels.append(user_channel(owner_id))
-    neutral = comment.model_copy(
-        update={"author": comment.author.model_copy(update={"following": False})}
-    )
-    data: dict[str, Any] = {"slug": slug, "comment": neutral.model_dump(mode="json", by_alias=True)}
-    await journal.append(uow, "comment.created", data, channels)
+    channels = created_channels(slug, actor_id=actor_id, owner_id=owner_id)
+    await journal.append(uow, CREATED, created_payload(slug, comment), channels)
 
 
 async def deleted(uow: UnitOfWork, slug: str, comment_id: int) -> None:

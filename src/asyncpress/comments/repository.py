@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, delete, insert, select
+from sqlalchemy import Insert, Integer, String, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.articles.models import Article
@@ -40,10 +40,11 @@ _FOR_ARTICLE = Prepared(
 )
 
 
-def _insert() -> Prepared:
+def insert_returning_id() -> Insert:
+    """A comment's INSERT … RETURNING id; binds body, article_id, author_id and now."""
     comments = table_of(Comment)
     now = bindparam("now", type_=comments.c.created_at.type)
-    return Prepared(
+    return (
         insert(comments)
         .values(
             body=bindparam("body", type_=comments.c.body.type),
@@ -56,7 +57,7 @@ def _insert() -> Prepared:
     )
 
 
-_INSERT = _insert()
+_INSERT = Prepared(insert_returning_id())
 
 
 async def add(

@@ -18,7 +18,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.sse import format_sse_event
-from sqlalchemy import CTE, Insert, Select, bindparam, delete, func, insert, select, true
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Insert,
+    Select,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+)
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -131,6 +145,28 @@ def logged_from(rows: Select[*tuple[Any, ...]], name: str = "logged") -> CTE:
     values = select(*(given.c[c] for c in ROW_COLUMNS)).select_from(lock).join(given, true())
     columns = [table.c[c] for c in ROW_COLUMNS]
     return insert(table).from_select(columns, values).returning(table.c.id).cte(name)
+
+
+def slot(key: str) -> str:
+    """Where a number only the writing statement knows goes in a serialised payload.
+
+    Serialise the payload with ``key``'s value set to -1 (``compact_json``),
+    then fill it in with :func:`filled`. The slot cannot be mistaken for
+    anything else in the payload as long as ``key`` is a key there once:
+    JSON escapes every quote inside a string, so ``"key":`` appears
+    unescaped only as a key.
+    """
+    return f'"{key}":-1'
+
+
+def filled(data: ColumnElement[str], key: str, value: ColumnElement[Any]) -> ColumnElement[str]:
+    """SQL: the serialised payload ``data`` with ``slot(key)`` holding ``value``."""
+    number = literal(f'"{key}":') + cast(value, String)
+    return func.replace(data, slot(key), number)
+
+
+def holds_slot_once(text: str, key: str) -> bool:
+    return text.count(slot(key)) == 1
 
 
 def _locked_insert() -> Insert:

@@ -53,30 +53,6 @@ async def _queue(uow: UnitOfWork, key: str, kind: str, to: str, payload: dict[st
     uow.kick_outbox()
 
 
-async def on_comment(
-    uow: UnitOfWork,
-    *,
-    comment_id: int,
-    actor: str,
-    actor_id: int,
-    owner: User,
-    title: str,
-    slug: str,
-    body: str,
-) -> None:
-    if owner.id == actor_id or not owner.notify_comment:
-        return
-    excerpt = body if len(body) <= EXCERPT_CHARS else body[: EXCERPT_CHARS - 1] + "…"
-    payload = {
-        "recipient": owner.username,
-        "actor": actor,
-        "title": title,
-        "slug": slug,
-        "excerpt": excerpt,
-    }
-    await _queue(uow, f"comment:{comment_id}", "comment", owner.email, payload)
-
-
 @dataclass(frozen=True, slots=True)
 class Message:
     """An outbox row as a trigger wants it queued."""
@@ -85,6 +61,32 @@ class Message:
     kind: str
     to_email: str
     payload: dict[str, str]
+
+
+COMMENT_KEY_PREFIX = "comment:"  # and the comment's id
+
+
+def comment_message(
+    *, comment_id: int, actor: str, actor_id: int, owner: User, title: str, slug: str, body: str
+) -> Message | None:
+    """The mail a comment sends the article's author, if they want it."""
+    if owner.id == actor_id or not owner.notify_comment:
+        return None
+    excerpt = body if len(body) <= EXCERPT_CHARS else body[: EXCERPT_CHARS - 1] + "…"
+    payload = {
+        "recipient": owner.username,
+        "actor": actor,
+        "title": title,
+        "slug": slug,
+        "excerpt": excerpt,
+    }
+    return Message(f"{COMMENT_KEY_PREFIX}{comment_id}", "comment", owner.email, payload)
+
+
+async def queue(uow: UnitOfWork, message: Message | None) -> None:
+    """Queue ``message`` in the unit of work (nothing for None)."""
+    if message is not None:
+        await _queue(uow, message.key, message.kind, message.to_email, message.payload)
 
 
 def follow_message(*, actor: str, actor_id: int, followee: User) -> Message | None:
@@ -96,9 +98,7 @@ def follow_message(*, actor: str, actor_id: int, followee: User) -> Message | No
 
 
 async def on_follow(uow: UnitOfWork, *, actor: str, actor_id: int, followee: User) -> None:
-    message = follow_message(actor=actor, actor_id=actor_id, followee=followee)
-    if message is not None:
-        await _queue(uow, message.key, message.kind, message.to_email, message.payload)
+    await queue(uow, follow_message(actor=actor, actor_id=actor_id, followee=followee))
 
 
 async def on_favorite(

@@ -24,13 +24,12 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
-    func,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from asyncpress.core.db.base import utcnow
-from asyncpress.core.db.bulk import table_of
+from asyncpress.core.db.bulk import rows_written, table_of
 from asyncpress.core.logs import current_request_id
 from asyncpress.core.uow import OneStatement
 from asyncpress.events import journal
@@ -76,15 +75,12 @@ def _follow() -> Prepared:
     )
     return Prepared(
         select(
-            _how_many(added).label("added"), _how_many(logged), _how_many(enqueued).label("queued")
+            rows_written(added).label("added"),
+            rows_written(logged),
+            rows_written(enqueued).label("queued"),
         ),
         writes=True,
     )
-
-
-def _how_many(rows: Any) -> Any:
-    # Referring to a CTE that writes is what makes SQLAlchemy send it.
-    return select(func.count()).select_from(rows).scalar_subquery()
 
 
 _FOLLOW = _follow()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import CTE, ScalarSelect, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncpress.core.db.engine import dialect_of
@@ -139,3 +139,11 @@ async def upsert(
         ),
         list(rows),
     )
+
+
+def rows_written(cte: CTE) -> ScalarSelect[int]:
+    """How many rows a CTE that writes wrote, as a column of the statement's SELECT.
+
+    Referring to such a CTE is also what makes SQLAlchemy send it at all.
+    """
+    return select(func.count()).select_from(cte).scalar_subquery()
