@@ -16,9 +16,12 @@ import jwt
 import pytest
 from fastapi import FastAPI
 from servers.processes import TEST_SECRET
+from sqlalchemy import delete
 
+from asyncpress.core.uow import Database
+from asyncpress.users.models import User
 from tests.factories import Account, add_comment, create_article, register
-from tests.support.app import row_count
+from tests.support.app import row_count, wired
 
 NUL = "\x00"
 
@@ -299,6 +302,25 @@ class TestTokensOfMissingAccounts:
                 "errors": {"token": ["names an account that does not exist"]}
             }
         assert await row_count(app, "event_tickets") == 0
+
+    async def test_a_favorite_by_an_account_removed_by_hand_is_401(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        """The process remembers accounts it has seen (the API never deletes
+        one); a favorite reads its caller with the article, and a row removed
+        behind its back is refused, not a 500."""
+        alice, bob = await register(client), await register(client)
+        slug = (await create_article(client, alice))["slug"]
+        favorite = f"/api/articles/{slug}/favorite"
+        assert (await client.post(favorite, headers=bob.headers)).status_code == 200
+        async with wired(app, Database).engine.begin() as connection:
+            await connection.execute(delete(User).where(User.username == bob.username))
+        for method in ("POST", "DELETE"):
+            response = await client.request(method, favorite, headers=bob.headers)
+            assert response.status_code == 401, (method, response.text)
+            assert response.json() == {
+                "errors": {"token": ["names an account that does not exist"]}
+            }
 
 
 class TestImportBodies:

@@ -73,7 +73,8 @@ async def test_constant_statements_for_limit_1_and_100(
 
 
 # Statements per request, authentication included (BEGIN/COMMIT not counted).
-# Writes read the caller's account in a short session of their own (1).
+# Writes read the caller's account (1): in a short session of their own, or
+# (a favorite) in the write's unit, or with its article on PostgreSQL.
 # Writes that log a live event insert it (1); on PostgreSQL the same
 # statement takes the event log's advisory lock (events.journal).
 BUDGET = {
@@ -114,8 +115,9 @@ BUDGET = {
 # are a follow's row, event and mail, an unfollow (profiles.following) and
 # a comment with its event and mail (comments.posting).
 POSTGRESQL = {
-    "POST /articles/{slug}/favorite": 3,
-    "DELETE /articles/{slug}/favorite": 3,
+    # The article with the caller beside it, then the write.
+    "POST /articles/{slug}/favorite": 2,
+    "DELETE /articles/{slug}/favorite": 2,
     "POST /profiles/{username}/follow": 3,  # profiles.following
     "POST /articles/{slug}/comments": 3,  # comments.posting
 }

@@ -370,6 +370,45 @@ async def record_by_slug(reader: Reader, slug: str, viewer_id: int | None) -> Ar
     return None if renamed is None else await record_by_slug(reader, renamed, viewer_id)
 
 
+@cache
+def _with_actor(dialect: str) -> Prepared:
+    """The article by its slug (``record_by_slug``), and the viewer's profile beside it."""
+    actor = table_of(User).alias("actor")
+    viewer = bindparam("viewer", type_=Integer)
+    profile = [
+        select(column).where(actor.c.id == viewer).scalar_subquery().label(f"actor_{column.key}")
+        for column in (actor.c.username, actor.c.bio, actor.c.image)
+    ]
+    article = _prepared(dialect, ("slug",), with_body=True).statement
+    assert isinstance(article, Select)
+    return Prepared(article.add_columns(*profile))
+
+
+async def record_and_actor(
+    reader: Reader, slug: str, actor_id: int
+) -> tuple[ArticleRecord, User | None] | None:
+    """The article (``slug`` may be a retired one) and the actor, in one statement.
+
+    The actor is a transient ``User`` holding id, username, bio and image;
+    None when the account no longer exists.
+    """
+    params = {"slug": slug, "viewer": actor_id, "limit": 1, "offset": 0}
+    rows = await _with_actor(dialect_of(reader)).rows(reader, params)
+    if not rows:
+        renamed = await current_slug(reader, slug)
+        return None if renamed is None else await record_and_actor(reader, renamed, actor_id)
+    row = rows[0]
+    if row["actor_username"] is None:
+        return _record(row, True), None
+    actor = User(
+        id=actor_id,
+        username=row["actor_username"],
+        bio=row["actor_bio"],
+        image=row["actor_image"],
+    )
+    return _record(row, True), actor
+
+
 async def by_slug(session: AsyncSession, slug: str, *, for_update: bool = False) -> Article | None:
     """The article (``slug`` may be a retired one).
 

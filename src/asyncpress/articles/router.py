@@ -149,10 +149,11 @@ async def delete_article(slug: str, articles: ArticlesDep, user: CurrentUser) ->
 
 
 @router.post("/{slug}/favorite", response_model=ArticleResponse, tags=["Favorites"])
-async def favorite(slug: str, articles: ArticlesDep, user: CurrentUser) -> ArticleResponse:
-    return _one(await articles.set_favorite(user, slug, favorite=True))
+async def favorite(slug: str, articles: ArticlesDep, user_id: AuthUserId) -> ArticleResponse:
+    # The caller's id only: the service reads the caller with the article.
+    return _one(await articles.set_favorite(user_id, slug, favorite=True))
 
 
 @router.delete("/{slug}/favorite", response_model=ArticleResponse, tags=["Favorites"])
-async def unfavorite(slug: str, articles: ArticlesDep, user: CurrentUser) -> ArticleResponse:
-    return _one(await articles.set_favorite(user, slug, favorite=False))
+async def unfavorite(slug: str, articles: ArticlesDep, user_id: AuthUserId) -> ArticleResponse:
+    return _one(await articles.set_favorite(user_id, slug, favorite=False))

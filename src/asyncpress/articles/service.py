@@ -19,12 +19,13 @@ from asyncpress.core.cache import Cache
 from asyncpress.core.config import Settings
 from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.references import gone_as
-from asyncpress.core.errors import Forbidden, NotFound
+from asyncpress.core.errors import Forbidden, NotFound, Unauthorized
 from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.events.journal import channels_text, compact_json
 from asyncpress.notifications import service as notifications
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.tags import uses as tag_uses
+from asyncpress.users import repository as users_repository
 from asyncpress.users.models import User
 
 
@@ -43,6 +44,11 @@ async def _owned(uow: UnitOfWork, slug: str, user_id: int) -> Article:
     if article.author_id != user_id:
         raise Forbidden("article", "belongs to another author")
     return article
+
+
+def _account_gone() -> Unauthorized:
+    """A signed token whose account was removed by hand (the API never deletes one)."""
+    return Unauthorized("token", "names an account that does not exist")
 
 
 class Articles:
@@ -201,15 +207,18 @@ class Articles:
             await events.deleted(uow, last_state)
             await uow.commit()
 
-    async def set_favorite(self, user: User, slug: str, *, favorite: bool) -> ArticleRecord:
+    async def set_favorite(self, user_id: int, slug: str, *, favorite: bool) -> ArticleRecord:
         """Favorite or unfavorite; doing it twice is the same as doing it once.
 
         The response is the article as read before the write, with the count
         the write returned: no second read.
         """
         if self.db.engine.dialect.name == "postgresql":
-            return await self._set_favorite_at_once(user, slug, favorite=favorite)
+            return await self._set_favorite_at_once(user_id, slug, favorite=favorite)
         async with self.db.write() as uow:
+            user = await users_repository.read(uow.session, user_id)
+            if user is None:
+                raise _account_gone()
             record = await repository.record_by_slug(uow.session, slug, user.id)
             if record is None:
                 raise NotFound("article")
@@ -238,13 +247,17 @@ class Articles:
         return record
 
     async def _set_favorite_at_once(
-        self, user: User, slug: str, *, favorite: bool
+        self, user_id: int, slug: str, *, favorite: bool
     ) -> ArticleRecord:
-        """``set_favorite`` on PostgreSQL: a read, then one statement (articles.favorites)."""
+        """``set_favorite`` on PostgreSQL: one read (the article and the caller),
+        then one statement (articles.favorites)."""
         async with self.db.write_at_once() as work:
-            record = await repository.record_by_slug(work.connection, slug, user.id)
-            if record is None:
+            found = await repository.record_and_actor(work.connection, slug, user_id)
+            if found is None:
                 raise NotFound("article")
+            record, user = found
+            if user is None:
+                raise _account_gone()
             counted = dataclasses.replace(record, favorites_count=-1)  # the count's slot
             with gone_as(NotFound("article")):  # deleted since it was read
                 moved = await favorites.write(
