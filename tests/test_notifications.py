@@ -266,7 +266,7 @@ class TestDelivery:
                 await connection.execute(text(f"ALTER TABLE outbox ADD CONSTRAINT no {refusal}"))
             refused = asyncpg.CheckViolationError
         with pytest.raises(refused):
-            await Comments(failing).add(author, slug, NewComment(body="never"))
+            await Comments(failing).add(author.id, slug, NewComment(body="never"))
         assert followed == []  # no kick, no wake-up: nothing committed
         assert await row_count(app, "comments") == 0
         await assert_nothing_sent(app, sink)

@@ -74,7 +74,7 @@ async def test_constant_statements_for_limit_1_and_100(
 
 # Statements per request, authentication included (BEGIN/COMMIT not counted).
 # Writes read the caller's account (1): in a short session of their own, or
-# (a favorite) in the write's unit, or with its article on PostgreSQL.
+# (a favorite, a comment) in the write's unit, or with the article on PostgreSQL.
 # Writes that log a live event insert it (1); on PostgreSQL the same
 # statement takes the event log's advisory lock (events.journal).
 BUDGET = {
@@ -119,7 +119,7 @@ POSTGRESQL = {
     "POST /articles/{slug}/favorite": 2,
     "DELETE /articles/{slug}/favorite": 2,
     "POST /profiles/{username}/follow": 3,  # profiles.following
-    "POST /articles/{slug}/comments": 3,  # comments.posting
+    "POST /articles/{slug}/comments": 2,  # the article, its author and the caller; the write
 }
 # Where MySQL/MariaDB need more: every write that logs an event takes the
 # event order's row lock first (one upsert, events.journal); a favorite moves

@@ -370,18 +370,30 @@ async def record_by_slug(reader: Reader, slug: str, viewer_id: int | None) -> Ar
     return None if renamed is None else await record_by_slug(reader, renamed, viewer_id)
 
 
+def _actor_columns(actor_id: Any) -> list[Any]:
+    """The profile of the user ``actor_id`` names, as columns to add to a statement."""
+    actor = table_of(User).alias("actor")
+    return [
+        select(column).where(actor.c.id == actor_id).scalar_subquery().label(f"actor_{column.key}")
+        for column in (actor.c.username, actor.c.bio, actor.c.image)
+    ]
+
+
+def _actor(row: Any, actor_id: int) -> User | None:
+    """The actor of ``_actor_columns``, transient (id and profile only); None if gone."""
+    if row["actor_username"] is None:
+        return None
+    return User(
+        id=actor_id, username=row["actor_username"], bio=row["actor_bio"], image=row["actor_image"]
+    )
+
+
 @cache
 def _with_actor(dialect: str) -> Prepared:
     """The article by its slug (``record_by_slug``), and the viewer's profile beside it."""
-    actor = table_of(User).alias("actor")
-    viewer = bindparam("viewer", type_=Integer)
-    profile = [
-        select(column).where(actor.c.id == viewer).scalar_subquery().label(f"actor_{column.key}")
-        for column in (actor.c.username, actor.c.bio, actor.c.image)
-    ]
     article = _prepared(dialect, ("slug",), with_body=True).statement
     assert isinstance(article, Select)
-    return Prepared(article.add_columns(*profile))
+    return Prepared(article.add_columns(*_actor_columns(bindparam("viewer", type_=Integer))))
 
 
 async def record_and_actor(
@@ -397,16 +409,7 @@ async def record_and_actor(
     if not rows:
         renamed = await current_slug(reader, slug)
         return None if renamed is None else await record_and_actor(reader, renamed, actor_id)
-    row = rows[0]
-    if row["actor_username"] is None:
-        return _record(row, True), None
-    actor = User(
-        id=actor_id,
-        username=row["actor_username"],
-        bio=row["actor_bio"],
-        image=row["actor_image"],
-    )
-    return _record(row, True), actor
+    return _record(rows[0], True), _actor(rows[0], actor_id)
 
 
 async def by_slug(session: AsyncSession, slug: str, *, for_update: bool = False) -> Article | None:
@@ -452,6 +455,11 @@ def _with_author() -> Prepared:
 
 
 _WITH_AUTHOR = _with_author()
+_WITH_AUTHOR_AND_ACTOR = Prepared(
+    _with_author().statement.add_columns(  # type: ignore[union-attr]
+        *_actor_columns(bindparam("actor_id", type_=Integer))
+    )
+)
 
 
 async def with_author(session: Reader, slug: str) -> tuple[Target, User] | None:
@@ -463,6 +471,19 @@ async def with_author(session: Reader, slug: str) -> tuple[Target, User] | None:
         return target, users_repository.detached(row)
     renamed = await current_slug(session, slug)
     return None if renamed is None else await with_author(session, renamed)
+
+
+async def with_author_and_actor(
+    reader: Reader, slug: str, actor_id: int
+) -> tuple[Target, User, User | None] | None:
+    """``with_author``, and the actor (``_actor``) beside them, in one statement."""
+    rows = await _WITH_AUTHOR_AND_ACTOR.rows(reader, {"slug": slug, "actor_id": actor_id})
+    if rows:
+        row = rows[0]
+        target = Target(row["article_id"], row["article_slug"], row["article_title"])
+        return target, users_repository.detached(row), _actor(row, actor_id)
+    renamed = await current_slug(reader, slug)
+    return None if renamed is None else await with_author_and_actor(reader, renamed, actor_id)
 
 
 _ID_BY_SLUG = Prepared(select(Article.id).where(Article.slug == bindparam("slug", type_=String)))

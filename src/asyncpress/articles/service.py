@@ -19,13 +19,14 @@ from asyncpress.core.cache import Cache
 from asyncpress.core.config import Settings
 from asyncpress.core.db.base import utcnow
 from asyncpress.core.db.references import gone_as
-from asyncpress.core.errors import Forbidden, NotFound, Unauthorized
+from asyncpress.core.errors import Forbidden, NotFound
 from asyncpress.core.uow import Database, UnitOfWork
 from asyncpress.events.journal import channels_text, compact_json
 from asyncpress.notifications import service as notifications
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.tags import uses as tag_uses
 from asyncpress.users import repository as users_repository
+from asyncpress.users.auth import account_gone
 from asyncpress.users.models import User
 
 
@@ -44,11 +45,6 @@ async def _owned(uow: UnitOfWork, slug: str, user_id: int) -> Article:
     if article.author_id != user_id:
         raise Forbidden("article", "belongs to another author")
     return article
-
-
-def _account_gone() -> Unauthorized:
-    """A signed token whose account was removed by hand (the API never deletes one)."""
-    return Unauthorized("token", "names an account that does not exist")
 
 
 class Articles:
@@ -218,7 +214,7 @@ class Articles:
         async with self.db.write() as uow:
             user = await users_repository.read(uow.session, user_id)
             if user is None:
-                raise _account_gone()
+                raise account_gone()
             record = await repository.record_by_slug(uow.session, slug, user.id)
             if record is None:
                 raise NotFound("article")
@@ -257,7 +253,7 @@ class Articles:
                 raise NotFound("article")
             record, user = found
             if user is None:
-                raise _account_gone()
+                raise account_gone()
             counted = dataclasses.replace(record, favorites_count=-1)  # the count's slot
             with gone_as(NotFound("article")):  # deleted since it was read
                 moved = await favorites.write(

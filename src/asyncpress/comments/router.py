@@ -9,7 +9,7 @@ from asyncpress.comments.service import Comments
 from asyncpress.core.pagination import Offset
 from asyncpress.core.schemas import MAX_INT32
 from asyncpress.core.web import provided
-from asyncpress.users.auth import CurrentUser, ViewerId
+from asyncpress.users.auth import AuthUserId, CurrentUser, ViewerId
 
 router = APIRouter(prefix="/api/articles/{slug}/comments", tags=["Comments"])
 
@@ -33,9 +33,13 @@ async def list_comments(
 
 @router.post("", response_model=CommentResponse)
 async def add_comment(
-    slug: str, body: Annotated[NewCommentRequest, Body()], comments: CommentsDep, user: CurrentUser
+    slug: str,
+    body: Annotated[NewCommentRequest, Body()],
+    comments: CommentsDep,
+    user_id: AuthUserId,
 ) -> CommentResponse:
-    return CommentResponse(comment=await comments.add(user, slug, body.comment))
+    # The caller's id only: the service reads the caller with the article.
+    return CommentResponse(comment=await comments.add(user_id, slug, body.comment))
 
 
 @router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT)

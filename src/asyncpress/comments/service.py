@@ -12,6 +12,8 @@ from asyncpress.core.errors import Forbidden, NotFound
 from asyncpress.core.uow import Database
 from asyncpress.notifications import service as notifications
 from asyncpress.profiles.schemas import ProfileOut
+from asyncpress.users import repository as users_repository
+from asyncpress.users.auth import account_gone
 from asyncpress.users.models import User
 
 
@@ -36,10 +38,13 @@ class Comments:
             article_id = await _article_id(reader, slug)
             return await repository.for_article(reader, article_id, viewer_id, limit, offset)
 
-    async def add(self, author: User, slug: str, data: NewComment) -> CommentOut:
+    async def add(self, author_id: int, slug: str, data: NewComment) -> CommentOut:
         if self.db.engine.dialect.name == "postgresql":
-            return await self._add_at_once(author, slug, data)
+            return await self._add_at_once(author_id, slug, data)
         async with self.db.write() as uow:
+            author = await users_repository.read(uow.session, author_id)
+            if author is None:
+                raise account_gone()
             article, owner = await _commented(uow.session, slug)
             now = utcnow()
             with gone_as(NotFound("article")):  # deleted since it was read
@@ -52,10 +57,16 @@ class Comments:
             await uow.commit()
         return out
 
-    async def _add_at_once(self, author: User, slug: str, data: NewComment) -> CommentOut:
-        """``add`` on PostgreSQL: a read, then one statement (comments.posting)."""
+    async def _add_at_once(self, author_id: int, slug: str, data: NewComment) -> CommentOut:
+        """``add`` on PostgreSQL: one read (the article, its author and the caller),
+        then one statement (comments.posting)."""
         async with self.db.write_at_once() as work:
-            article, owner = await _commented(work.connection, slug)
+            found = await articles.with_author_and_actor(work.connection, slug, author_id)
+            if found is None:
+                raise NotFound("article")
+            article, owner, author = found
+            if author is None:
+                raise account_gone()
             now = utcnow()
             out = _shown(0, author, data, now)  # the id is given by the statement
             # The statement makes the mail's key from the comment's id.

@@ -16,6 +16,11 @@ from asyncpress.users import repository
 from asyncpress.users.models import User
 
 
+def account_gone() -> Unauthorized:
+    """A signed token whose account does not exist (a restored backup, a row removed by hand)."""
+    return Unauthorized("token", "names an account that does not exist")
+
+
 def _token(header: str | None) -> str | None:
     if header is None:
         return None
@@ -63,7 +68,7 @@ class Authenticator:
         async with self.db.session() as session:
             found = await session.scalar(select(User.id).where(User.id == user_id))
         if found is None:
-            raise Unauthorized("token", "names an account that does not exist")
+            raise account_gone()
         self.tokens.saw(user_id)
         return user_id
 
@@ -72,7 +77,7 @@ class Authenticator:
         async with self.db.reading() as reader:
             user = await repository.read(reader, user_id)
         if user is None:
-            raise Unauthorized("token", "names an account that does not exist")
+            raise account_gone()
         self.tokens.saw(user.id)
         return user
 
