@@ -18,7 +18,6 @@ SQLite and MySQL/MariaDB favorite in a unit of work (``repository.move_favorite`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -47,17 +46,10 @@ from asyncpress.events import journal
 from asyncpress.events.channels import USER_PREFIX
 from asyncpress.fast.rows import Prepared
 from asyncpress.notifications import repository as outbox
+from asyncpress.notifications.service import favorite_key
 from asyncpress.users.models import User
 
 COUNT_KEY = "favoritesCount"
-
-
-@dataclass(frozen=True, slots=True)
-class Moved:
-    """A favorite or unfavorite that changed something."""
-
-    favorites_count: int
-    notified: bool  # a message to the author was queued
 
 
 def _statement(favorite: bool) -> Prepared:
@@ -144,8 +136,8 @@ async def write(
     event_type: str,
     event_data: str,
     channels: str,
-) -> Moved | None:
-    """Favorite or unfavorite in one statement; None when it was already so.
+) -> int | None:
+    """Favorite or unfavorite in one statement: the new count, None when it was already so.
 
     ``event_data`` holds ``journal.slot(COUNT_KEY)`` once, where the new count goes.
     """
@@ -165,14 +157,14 @@ async def write(
             "actor": actor.username,
             "title": title,
             "slug": slug,
-            "outbox_key": f"favorite:{actor.id}:{article_id}",
+            "outbox_key": favorite_key(actor.id, article_id),
             "outbox_now": params["now"],
         }
     rows = await work.send(_FAVORITE if favorite else _UNFAVORITE, params)
     if not rows:
         return None
     work.wake_streams()
-    notified = favorite and rows[0]["notified"] > 0
-    if notified:
+    if favorite and rows[0]["notified"]:
         work.kick_outbox()
-    return Moved(rows[0]["favorites_count"], notified)
+    count: int = rows[0]["favorites_count"]
+    return count

@@ -256,7 +256,7 @@ class Articles:
                 raise account_gone()
             counted = dataclasses.replace(record, favorites_count=-1)  # the count's slot
             with gone_as(NotFound("article")):  # deleted since it was read
-                moved = await favorites.write(
+                count = await favorites.write(
                     work,
                     actor=user,
                     article_id=record.id,
@@ -269,8 +269,8 @@ class Articles:
                 )
             record.favorited = favorite
             work.retire(cache_keys.article(record.slug), cache_keys.ARTICLE_COUNTS)
-            if moved is not None:
-                record.favorites_count = moved.favorites_count
+            if count is not None:
+                record.favorites_count = count
             await work.commit()
         return record
 

@@ -13,7 +13,6 @@ from it in SQL. SQLite and MySQL/MariaDB add a comment in a unit of work
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,12 +38,6 @@ from asyncpress.notifications import repository as outbox
 from asyncpress.notifications.service import COMMENT_KEY_PREFIX, Message
 
 ID_KEY = "id"
-
-
-@dataclass(frozen=True, slots=True)
-class Posted:
-    id: int
-    notified: bool
 
 
 def _statement() -> Prepared:
@@ -88,7 +81,7 @@ async def post(
     now: datetime,
     channels: list[str],
     message: Message | None,
-) -> Posted:
+) -> int:
     """Add ``comment`` (its id still 0) in one statement; returns its id."""
     data = journal.compact_json(events.created_payload(slug, comment.model_copy(update={"id": -1})))
     if not journal.holds_slot_once(data, ID_KEY):
@@ -109,7 +102,7 @@ async def post(
     }
     rows = await work.send(_POST, params)
     work.wake_streams()
-    queued = rows[0]["queued"] > 0
-    if queued:
+    if rows[0]["queued"]:
         work.kick_outbox()
-    return Posted(rows[0]["id"], queued)
+    comment_id: int = rows[0]["id"]
+    return comment_id

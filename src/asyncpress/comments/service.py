@@ -72,7 +72,7 @@ class Comments:
             # The statement makes the mail's key from the comment's id.
             message = _mail(0, author, owner, article, data)
             with gone_as(NotFound("article")):  # deleted since it was read
-                posted = await posting.post(
+                out.id = await posting.post(
                     work,
                     article_id=article.id,
                     author_id=author.id,
@@ -84,7 +84,6 @@ class Comments:
                     ),
                     message=message,
                 )
-            out.id = posted.id
             await work.commit()
         return out
 

@@ -139,7 +139,7 @@ def logged_from(rows: Select[*tuple[Any, ...]], name: str = "logged") -> CTE:
     the ids. For a write done in one statement (``OneStatement``), which
     then declares ``wake_streams`` itself.
     """
-    lock = select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY).label("held")).cte(f"{name}_lock")
+    lock = _log_lock(f"{name}_lock")
     given = rows.subquery(f"{name}_rows")
     table = table_of(Event)
     values = select(*(given.c[c] for c in ROW_COLUMNS)).select_from(lock).join(given, true())
@@ -169,13 +169,18 @@ def holds_slot_once(text: str, key: str) -> bool:
     return text.count(slot(key)) == 1
 
 
+def _log_lock(name: str) -> CTE:
+    """PostgreSQL's lock on the log, held to the commit, as a CTE to select the rows from."""
+    return select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY).label("held")).cte(name)
+
+
 def _locked_insert() -> Insert:
     """The lock and the insert in one statement (one round trip).
 
     The row is selected from the lock's CTE, so PostgreSQL takes the lock
     before it draws the row's id.
     """
-    lock = select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY).label("held")).cte("event_lock")
+    lock = _log_lock("event_lock")
     table = table_of(Event)
     columns = [table.c[name] for name in ROW_COLUMNS]
     values = select(*(bindparam(c.name, type_=c.type) for c in columns)).select_from(lock)

@@ -114,5 +114,9 @@ async def on_favorite(
     if owner.id == actor_id or not owner.notify_favorite:
         return
     payload = {"recipient": owner.username, "actor": actor, "title": title, "slug": slug}
-    key = f"favorite:{actor_id}:{article_id}"
-    await _queue(uow, key, "favorite", owner.email, payload)
+    await _queue(uow, favorite_key(actor_id, article_id), "favorite", owner.email, payload)
+
+
+def favorite_key(actor_id: int, article_id: int) -> str:
+    """A favorite's message key: one message per reader and article, however often."""
+    return f"favorite:{actor_id}:{article_id}"

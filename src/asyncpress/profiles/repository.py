@@ -46,11 +46,6 @@ async def profile(reader: Reader, username: str, viewer_id: int | None) -> Profi
     return profile_from_row(rows[0]) if rows else None
 
 
-async def user_by_username(session: AsyncSession, username: str) -> User | None:
-    result = await session.execute(select(User).where(User.username == username))
-    return result.scalar_one_or_none()
-
-
 async def follow(session: AsyncSession, follower_id: int, followee_id: int) -> bool:
     """Follow; True when this call made the link (False when it already existed)."""
     stmt = insert_ignoring_conflicts(session, Follow).values(

@@ -31,7 +31,7 @@ class Profiles:
         if self.db.engine.dialect.name == "postgresql":
             return await self._set_following_at_once(viewer, username, follow=follow)
         async with self.db.write() as uow:
-            target = await repository.user_by_username(uow.session, username)
+            target = await users_repository.read_by_username(uow.session, username)
             _check(viewer, target)
             assert target is not None
             created = False
