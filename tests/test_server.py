@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
+from pathlib import Path
 
-from tests.support import contract
+import httpx
+import pytest
+from servers.postgres import free_port
+
+from tests.support import contract, live
 from tests.support.http import TLS
+from tests.support.live import Served
 
 
 async def test_front_end_journey(server: str) -> None:
@@ -90,3 +95,35 @@ async def test_front_end_journey(server: str) -> None:
         assert (await api.delete("/profiles/jake/follow", headers=reader_auth)).json()["profile"][
             "following"
         ] is False
+
+
+def test_a_server_is_ready_only_when_its_own_process_listens(
+    migrated_sqlite: str, tmp_path: Path
+) -> None:
+    # Two test workers can be handed the same free port. The second server then
+    # fails to bind, and the first one's health check must not pass for it.
+    url = migrated_sqlite
+    first = Served(url, tmp_path, "first")
+    try:
+        with pytest.raises(RuntimeError, match="not listening"):
+            Served(url, tmp_path, "second", port=str(first.port))
+    finally:
+        first.process.stop(timeout=15)
+
+
+def test_a_server_handed_a_taken_port_moves_to_another(
+    migrated_sqlite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = migrated_sqlite
+    first = Served(url, tmp_path, "first")
+    try:
+        ports = iter([first.port])  # the collision: the first port offered is taken
+        monkeypatch.setattr(live, "free_port", lambda: next(ports, None) or free_port())
+        second = Served(url, tmp_path, "second")
+        try:
+            assert second.port != first.port
+            assert httpx.get(f"{second.base}/api/health", verify=TLS, timeout=5).is_success
+        finally:
+            second.process.stop(timeout=15)
+    finally:
+        first.process.stop(timeout=15)

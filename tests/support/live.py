@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,34 +36,51 @@ class Served:
     ) -> None:
         self.env = env
         self.database_url = database_url
-        self.port = int(port) if port else free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.ws_base = f"ws://127.0.0.1:{self.port}"
-        self.process = Process(
-            ["-m", "asyncpress.cli", "serve", "--port", str(self.port), "--workers", workers],
-            logs / f"{name}.log",
-            {
-                "DATABASE_URL": database_url,
-                "ENVIRONMENT": "production",
-                "JWT_SECRET": TEST_SECRET,
-                "LOG_LEVEL": "INFO",
-                "ARGON2_TIME_COST": "1",
-                "ARGON2_MEMORY_KIB": "64",
-                "MAILBOX_DIR": str(logs / f"{name}-mail"),
-                # Tests register many accounts from 127.0.0.1; the limits have tests of their own.
-                "RATE_LIMITS": "false",
-                **env,
-            },
-        )
+        # Another test worker can be handed the same free port between our
+        # probe and our bind: then this server cannot listen, and pick again.
+        for attempt in range(1 if port else 3):
+            self.port = int(port) if port else free_port()
+            self.base = f"http://127.0.0.1:{self.port}"
+            self.ws_base = f"ws://127.0.0.1:{self.port}"
+            self.process = Process(
+                ["-m", "asyncpress.cli", "serve", "--port", str(self.port), "--workers", workers],
+                logs / f"{name}.log",
+                {
+                    "DATABASE_URL": database_url,
+                    "ENVIRONMENT": "production",
+                    "JWT_SECRET": TEST_SECRET,
+                    "LOG_LEVEL": "INFO",
+                    "ARGON2_TIME_COST": "1",
+                    "ARGON2_MEMORY_KIB": "64",
+                    "MAILBOX_DIR": str(logs / f"{name}-mail"),
+                    # Tests register many accounts from 127.0.0.1; the limits are tested apart.
+                    "RATE_LIMITS": "false",
+                    **env,
+                },
+            )
+            if self._ready(last_try=attempt == (0 if port else 2)):
+                return
+
+    def _ready(self, *, last_try: bool) -> bool:
+        """Whether this process (not another one on the port) answers; False: bind lost."""
         deadline = time.monotonic() + 30
         while True:
-            try:
-                if httpx.get(f"{self.base}/api/health", verify=TLS, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{self.process.output()}")
+            answered = False
+            with suppress(httpx.TransportError):
+                health = httpx.get(f"{self.base}/api/health", verify=TLS, timeout=1)
+                answered = health.status_code == 200
+            if answered and listens(self.process.popen.pid, self.port):
+                return True
+            exited = self.process.popen.poll() is not None
+            if exited and "address already in use" in self.process.output() and not last_try:
+                self.process.wait(timeout=10)
+                return False
+            if exited or time.monotonic() > deadline:
+                output = self.process.output()
+                self.process.kill()
+                raise RuntimeError(
+                    f"server did not start (or is not listening on {self.port}):\n{output}"
+                )
             time.sleep(0.1)
 
     def client(self) -> httpx.AsyncClient:
@@ -75,6 +93,21 @@ class Served:
             for line in text.splitlines()
             if line.startswith(name)
         }
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux)."""
+    wanted = f"0100007F:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fd) in inodes for fd in fds.iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return False  # the process (or one of its descriptors) went away meanwhile
 
 
 @dataclass
