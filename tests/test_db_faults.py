@@ -15,6 +15,9 @@ import pytest
 from anyio.to_thread import run_sync
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from asyncpress.app.main import create_app
 from asyncpress.core.config import Settings
@@ -176,3 +179,31 @@ class TestFrozenDatabase:
         # machine. Before the fix the answer waited on the frozen server's
         # cancel for 2 s more (4.0 s here against 2.25 s after).
         assert elapsed < 2.0 + 1.5
+
+
+@pytest.mark.postgres_only
+async def test_a_deadlock_victim_is_a_fault_to_retry_not_a_bug(database_url: str) -> None:
+    """PostgreSQL's deadlock victim is answered 503 with Retry-After, as
+    MySQL's is, once the use case's own retry did not get through: its
+    transaction was rolled back, and the client may try again."""
+    from asyncpress.core.db_faults import classify  # noqa: PLC0415 - drivers
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            await first.execute(text("SELECT pg_advisory_xact_lock(41)"))
+            await second.execute(text("SELECT pg_advisory_xact_lock(42)"))
+            outcomes = await asyncio.gather(
+                first.execute(text("SELECT pg_advisory_xact_lock(42)")),
+                second.execute(text("SELECT pg_advisory_xact_lock(41)")),
+                return_exceptions=True,
+            )
+    finally:
+        await engine.dispose()
+    victims = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(victims) == 1, outcomes
+    assert isinstance(victims[0], DBAPIError)
+    assert classify(victims[0]) == 503
+    driver_error = victims[0].orig
+    assert driver_error is not None
+    assert classify(driver_error.__cause__ or driver_error) == 503  # asyncpg's own, unwrapped

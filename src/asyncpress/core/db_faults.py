@@ -6,8 +6,8 @@
   backend) or a new one could not be opened;
 - the server is shutting down or refuses connections for now;
 - SQLite's write lock was not granted within its busy timeout;
-- MySQL chose the transaction as a deadlock victim, or a lock wait timed
-  out, after the use case's own retry (``core.uow``) did not get through.
+- the database chose the transaction as a deadlock victim (or, on MySQL,
+  a lock wait timed out), after the use case's own retry did not get through.
 
 A statement cut off by ``DB_STATEMENT_TIMEOUT_MS`` is the database's own
 deadline: 504, like the request deadline. Anything else stays a 500: a bug.
@@ -93,6 +93,8 @@ def _is_lost(cause: BaseException) -> bool:
         return True
     if isinstance(cause, asyncpg.InterfaceError):
         return "closed" in str(cause)
+    if getattr(cause, "sqlstate", None) == _DEADLOCK_SQLSTATE:
+        return True  # the victim's transaction was rolled back: the client may try again
     code = mysql_code(cause)
     if code is not None:
         return code in _MYSQL_LOST or code in MYSQL_RETRYABLE
