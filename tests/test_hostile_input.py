@@ -303,12 +303,12 @@ class TestTokensOfMissingAccounts:
             }
         assert await row_count(app, "event_tickets") == 0
 
-    async def test_a_favorite_or_comment_by_an_account_removed_by_hand_is_401(
+    async def test_a_write_by_an_account_removed_by_hand_is_401(
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
         """The process remembers accounts it has seen (the API never deletes
-        one); a favorite or a comment reads its caller with the article, and a
-        row removed behind its back is refused, not a 500."""
+        one); a favorite, a comment or a new article reads its caller with
+        what it writes, and a row removed behind its back is refused, not a 500."""
         alice, bob = await register(client), await register(client)
         slug = (await create_article(client, alice))["slug"]
         favorite = f"/api/articles/{slug}/favorite"
@@ -316,10 +316,12 @@ class TestTokensOfMissingAccounts:
         async with wired(app, Database).engine.begin() as connection:
             await connection.execute(delete(User).where(User.username == bob.username))
         comment = {"json": {"comment": {"body": "from a ghost"}}}
+        article = {"json": {"article": {"title": "t", "description": "d", "body": "b"}}}
         for method, path, extra in [
             ("POST", favorite, {}),
             ("DELETE", favorite, {}),
             ("POST", f"/api/articles/{slug}/comments", comment),
+            ("POST", "/api/articles", article),
         ]:
             response = await client.request(method, path, headers=bob.headers, **extra)  # type: ignore[arg-type]
             assert response.status_code == 401, (method, path, response.text)

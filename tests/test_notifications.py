@@ -16,18 +16,17 @@ from fastapi import FastAPI
 from servers.postgres import free_port
 from servers.processes import SmtpSink
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asyncpress.comments.schemas import NewComment
 from asyncpress.comments.service import Comments
 from asyncpress.core.config import Settings
-from asyncpress.core.uow import Database, FollowUps
+from asyncpress.core.uow import Database
 from asyncpress.notifications.delivery import Outbox
 from asyncpress.notifications.mail import message_id
 from asyncpress.notifications.models import OutboxMessage
 from asyncpress.users.models import User
 from tests.factories import Account, add_comment, create_article, register
-from tests.support.app import make_settings, row_count, wired
+from tests.support.app import CommitFailed, failing_at_commit, make_settings, row_count, wired
 
 PUBLIC_URL = "https://conduit.example"
 
@@ -239,26 +238,8 @@ class TestDelivery:
             author = (
                 await session.execute(select(User).where(User.username == "bob"))
             ).scalar_one()
-
-        class Boom(Exception):
-            pass
-
-        class FailingCommit(AsyncSession):
-            async def commit(self) -> None:
-                raise Boom
-
-        followed: list[FollowUps] = []
-
-        class Recorded:
-            async def run(self, follow_ups: FollowUps) -> None:
-                followed.append(follow_ups)
-
-        failing = Database(
-            db.engine,
-            async_sessionmaker(db.engine, class_=FailingCommit, expire_on_commit=False),
-            Recorded(),
-        )
-        refused: type[Exception] = Boom
+        failing, followed = failing_at_commit(db)
+        refused: type[Exception] = CommitFailed
         if backend == "postgresql":
             # The message is the statement's last write: refuse it.
             async with db.engine.begin() as connection:

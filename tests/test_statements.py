@@ -112,14 +112,18 @@ BUDGET = {
 # Where PostgreSQL needs fewer (CTEs that write): a favorite's row, count,
 # event and notification are one statement, sent outside a transaction
 # block (articles.favorites), so not even BEGIN and COMMIT go with it; so
-# are a follow's row, event and mail, an unfollow (profiles.following) and
-# a comment with its event and mail (comments.posting).
+# are a follow's row, event and mail, an unfollow (profiles.following), a
+# comment with its event and mail (comments.posting) and a new article with
+# its tags and event (articles.creating).
 POSTGRESQL = {
     # The article with the caller beside it, then the write.
     "POST /articles/{slug}/favorite": 2,
     "DELETE /articles/{slug}/favorite": 2,
     "POST /profiles/{username}/follow": 3,  # profiles.following
     "POST /articles/{slug}/comments": 2,  # the article, its author and the caller; the write
+    # The slugs taken and the caller, then the article, its tags and their
+    # counts, and its event (articles.creating).
+    "POST /articles": 2,
 }
 # Where MySQL/MariaDB need more: every write that logs an event takes the
 # event order's row lock first (one upsert, events.journal); a favorite moves
@@ -128,12 +132,15 @@ POSTGRESQL = {
 MYSQL = {
     "POST /profiles/{username}/follow": 6,
     "POST /articles": 9,  # every tag upserted, known or not (set_tags)
-    "PUT /articles/{slug}": 13,
+    # Tags whose counts move are locked by name first (articles.repository.
+    # _lock_by_name): the names of those an edit or a delete drops, read (1),
+    # are upserted with the new ones, and a delete upserts its own (1).
+    "PUT /articles/{slug}": 14,
     "POST /articles/{slug}/favorite": 8,
     "DELETE /articles/{slug}/favorite": 8,
     "POST /articles/{slug}/comments": 6,
     "DELETE /articles/{slug}/comments/{id}": 6,
-    "DELETE /articles/{slug}": 8,
+    "DELETE /articles/{slug}": 10,
 }
 EXTRA = {"postgresql": POSTGRESQL, "mariadb": MYSQL}
 

@@ -2,13 +2,19 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from asyncpress.articles.schemas import NewArticle
+from asyncpress.articles.service import Articles
+from asyncpress.core.config import Settings
 from asyncpress.core.uow import Database
+from asyncpress.users.models import User
 from tests.factories import create_article, register
-from tests.support.app import wired
+from tests.support.app import CommitFailed, failing_at_commit, row_count, wired
 
 
 class TestTags:
@@ -96,3 +102,83 @@ class TestUseCounts:
         kept, counted = await _uses_against_links(app)
         assert kept == counted
         assert kept["hot"] == 20
+
+    async def test_concurrent_creates_edits_and_deletes_of_known_tags_all_count(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        """Writers of the same tags, named in any order, wait for one another
+        and never deadlock (a deadlock's victim is retried once, then answered
+        503). The tags are made in reverse name order, so that their ids and
+        their names order them differently."""
+        alice = await register(client)
+        names = ["k1", "k2", "k3", "k4"]
+        for name in reversed(names):
+            await create_article(client, alice, tagList=[name])
+        edited = [await create_article(client, alice, tagList=names) for _ in range(4)]
+        deleted = [await create_article(client, alice, tagList=names) for _ in range(2)]
+        creates = [
+            client.post(
+                "/api/articles",
+                json={
+                    "article": {
+                        "title": f"Known {n}",
+                        "description": "d",
+                        "body": "b",
+                        "tagList": names[n % 4 :] + names[: n % 4],
+                    }
+                },
+                headers=alice.headers,
+            )
+            for n in range(16)
+        ]
+        edits = [
+            client.put(
+                f"/api/articles/{article['slug']}",
+                json={"article": {"tagList": list(reversed(names[n:]))}},
+                headers=alice.headers,
+            )
+            for n, article in enumerate(edited)
+        ]
+        deletes = [
+            client.delete(f"/api/articles/{article['slug']}", headers=alice.headers)
+            for article in deleted
+        ]
+        responses = await asyncio.gather(*creates, *edits, *deletes)
+        assert [r.status_code for r in responses[:20]] == [201] * 16 + [200] * 4
+        assert all(r.is_success for r in responses[20:]), [r.text for r in responses[20:]]
+        kept, counted = await _uses_against_links(app)
+        assert kept == counted
+        # 7 before; 16 creates; the edits drop k1 thrice, k2 twice, k3 once; 2 deletes.
+        assert kept == {"k1": 18, "k2": 19, "k3": 20, "k4": 21}
+
+    async def test_a_create_refused_at_its_last_write_leaves_nothing(
+        self, client: httpx.AsyncClient, app: FastAPI, backend: str
+    ) -> None:
+        """An article, its tag links, its tags' counts, the tags it made and its
+        event are written together or not at all: in a unit of work whose
+        commit fails, or, on PostgreSQL, in the one statement that writes
+        them all (articles.creating), when its event is refused."""
+        alice = await register(client)
+        await create_article(client, alice, tagList=["known"])
+        db = wired(app, Database)
+        failing, followed = failing_at_commit(db)
+        refused: type[Exception] = CommitFailed
+        if backend == "postgresql":
+            async with db.engine.begin() as connection:
+                refusal = "CHECK (data NOT LIKE '%never-written%')"
+                await connection.execute(text(f"ALTER TABLE events ADD CONSTRAINT no {refusal}"))
+            refused = asyncpg.CheckViolationError
+        articles = Articles(failing, wired(app, Articles).cache, wired(app, Settings))
+        new = NewArticle(
+            title="never-written", description="d", body="b", tag_list=["known", "fresh"]
+        )
+        async with db.session() as session:
+            author_id = (
+                await session.execute(select(User.id).where(User.username == alice.username))
+            ).scalar_one()
+        with pytest.raises(refused):
+            await articles.create(author_id, new)
+        assert followed == []  # nothing committed: no wake-up, no cache retired
+        assert await row_count(app, "articles") == 1
+        kept, counted = await _uses_against_links(app)
+        assert kept == counted == {"known": 1}

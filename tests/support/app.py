@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from servers.processes import TEST_SECRET
 from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asyncpress.app.main import create_app
 from asyncpress.app.models import Base
 from asyncpress.core.config import Settings
-from asyncpress.core.uow import Database
+from asyncpress.core.uow import Database, FollowUps
 from asyncpress.core.web import Wiring
 from asyncpress.events.hub import BACKGROUND
 
@@ -130,3 +131,27 @@ async def row_count(app: FastAPI, table: str) -> int:
     async with wired(app, Database).sessionmaker() as session:
         result = await session.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
         return int(result.scalar_one())
+
+
+class CommitFailed(Exception):
+    """Raised by the commits of ``failing_at_commit``'s units of work."""
+
+
+def failing_at_commit(db: Database) -> tuple[Database, list[FollowUps]]:
+    """A Database on ``db``'s engine whose units of work fail as they commit,
+    and the follow-ups it carried out (none should be, since nothing committed)."""
+
+    class FailingCommit(AsyncSession):
+        async def commit(self) -> None:
+            raise CommitFailed
+
+    followed: list[FollowUps] = []
+
+    class Recorded:
+        async def run(self, follow_ups: FollowUps) -> None:
+            followed.append(follow_ups)
+
+    sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
+        db.engine, class_=FailingCommit, expire_on_commit=False
+    )
+    return Database(db.engine, sessions, Recorded()), followed

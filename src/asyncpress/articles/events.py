@@ -25,12 +25,20 @@ def neutral_article(record: ArticleRecord) -> dict[str, Any]:
     return dumped
 
 
+CREATED = "article.created"
+
+
+def created_payload(article: ArticleRecord) -> dict[str, Any]:
+    return {"article": neutral_article(article)}
+
+
+def created_channels(article: ArticleRecord, author_id: int) -> list[str]:
+    return [GLOBAL, article_channel(article.slug), feed_channel(author_id)]
+
+
 async def created(uow: UnitOfWork, article: ArticleRecord, author_id: int) -> None:
     await journal.append(
-        uow,
-        "article.created",
-        {"article": neutral_article(article)},
-        [GLOBAL, article_channel(article.slug), feed_channel(author_id)],
+        uow, CREATED, created_payload(article), created_channels(article, author_id)
     )
 
 

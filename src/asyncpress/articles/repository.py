@@ -497,8 +497,8 @@ async def id_by_slug(reader: Reader, slug: str) -> int | None:
     return None if renamed is None else await id_by_slug(reader, renamed)
 
 
-def _like(dialect: str, column: Any, base: str) -> ColumnElement[bool]:
-    """``column`` is ``base`` or ``base-…``, asked so that an index serves it.
+def _like(dialect: str, column: Any) -> ColumnElement[bool]:
+    """``column`` is ``base`` or ``base-…`` (``_slug_params``), asked so that an index serves it.
 
     SQLite's ``LIKE`` ignores case and so never uses an index; its slugs
     compare byte by byte, where ``base-…`` is the range from ``base-`` up to
@@ -507,30 +507,62 @@ def _like(dialect: str, column: Any, base: str) -> ColumnElement[bool]:
     Slugs hold no LIKE wildcards: slugify turns "%" and "_" into "-".
     """
     if dialect == "sqlite":
-        prefixed = (column >= f"{base}-") & (column < f"{base}.")
+        prefixed = (column >= bindparam("low", type_=String)) & (
+            column < bindparam("high", type_=String)
+        )
     else:
-        prefixed = column.like(f"{base}-%")
-    clause: ColumnElement[bool] = (column == base) | prefixed
+        prefixed = column.like(bindparam("pattern", type_=String))
+    clause: ColumnElement[bool] = (column == bindparam("base", type_=String)) | prefixed
     return clause
+
+
+def _slug_params(base: str) -> dict[str, str]:
+    return {"base": base, "pattern": f"{base}-%", "low": f"{base}-", "high": f"{base}."}
+
+
+@cache
+def _slugs_like(dialect: str, excluding: bool) -> Any:
+    current = select(Article.slug).where(_like(dialect, Article.slug))
+    retired = select(RetiredSlug.slug).where(_like(dialect, RetiredSlug.slug))
+    if excluding:
+        exclude = bindparam("exclude_id", type_=Integer)
+        current = current.where(Article.id != exclude)
+        retired = retired.where(RetiredSlug.article_id != exclude)
+    return current.union_all(retired)
+
+
+@cache
+def _prepared_slugs_like(dialect: str, excluding: bool) -> Prepared:
+    return Prepared(select(_slugs_like(dialect, excluding).subquery().c.slug))
 
 
 def slugs_like_statement(dialect: str, base: str, exclude_id: int | None = None) -> Any:
     """The slugs, in use or retired, equal to ``base`` or of the form ``base-…``."""
-    current = select(Article.slug).where(_like(dialect, Article.slug, base))
-    retired = select(RetiredSlug.slug).where(_like(dialect, RetiredSlug.slug, base))
-    if exclude_id is not None:
-        current = current.where(Article.id != exclude_id)
-        retired = retired.where(RetiredSlug.article_id != exclude_id)
-    return current.union_all(retired)
+    statement = _slugs_like(dialect, exclude_id is not None)
+    return statement.params(**_slug_params(base), exclude_id=exclude_id)
 
 
-async def slugs_like(session: AsyncSession, base: str, exclude_id: int | None = None) -> set[str]:
+async def slugs_like(reader: Reader, base: str, exclude_id: int | None = None) -> set[str]:
     """Slugs, in use or retired, equal to ``base`` or of the form ``base-…``.
 
     ``exclude_id``'s own slugs do not count: an article may take back its old one.
     """
-    statement = slugs_like_statement(dialect_of(session), base, exclude_id)
-    return set((await session.execute(statement)).scalars().all())
+    prepared = _prepared_slugs_like(dialect_of(reader), exclude_id is not None)
+    rows = await prepared.rows(reader, {**_slug_params(base), "exclude_id": exclude_id})
+    return {row["slug"] for row in rows}
+
+
+@cache
+def _slugs_and_actor() -> Prepared:
+    """PostgreSQL: ``slugs_like`` as one array, the actor's profile beside it."""
+    taken = func.array(_slugs_like("postgresql", False).scalar_subquery(), type_=ARRAY(String))
+    return Prepared(select(taken.label("taken"), *_actor_columns(bindparam("actor", Integer))))
+
+
+async def slugs_and_actor(reader: Reader, base: str, actor_id: int) -> tuple[set[str], User | None]:
+    """``slugs_like(base)`` and the actor (see ``_actor``) in one statement (PostgreSQL)."""
+    rows = await _slugs_and_actor().rows(reader, {**_slug_params(base), "actor": actor_id})
+    return set(rows[0]["taken"]), _actor(rows[0], actor_id)
 
 
 async def set_tags(
@@ -549,6 +581,9 @@ async def set_tags(
     needs, until the commit.
     """
     removed = [] if new_article else await _unlink_tags(session, article_id)
+    mysql = dialect_of(session) == "mysql"
+    if mysql:
+        await _lock_by_name(session, [*names, *await _names_of(session, removed)])
     ids: Sequence[int] = []
     if names:
         ids = await _tag_ids(session, names)
@@ -560,19 +595,37 @@ async def set_tags(
             ],
         )
     uses = tag_uses.changes(removed, ids)
-    if dialect_of(session) == "mysql":
-        # InnoDB: adding a tag, new or not, leaves a lock on its key that the
-        # UPDATE must raise to an exclusive one; two creates of one tag
-        # deadlock when both wait to do that, the longer the more likely. So
-        # every name is upserted (one statement, its keys locked in one go,
-        # as before this change) and the counts moved at once.
+    if mysql:  # its rows are locked already (_lock_by_name)
         await tag_uses.add(session, uses)
         return Counter()
     return uses
 
 
+async def _lock_by_name(session: AsyncSession, names: Sequence[str]) -> None:
+    """MySQL/MariaDB: make and lock every tag a write will count, in one upsert in name order.
+
+    InnoDB: adding a tag, new or not, leaves a lock on its key that the
+    count's UPDATE must raise to an exclusive one; two creates of one tag
+    deadlock when both wait to do that. An upsert takes the exclusive lock
+    at once. Every writer of tags (creates, edits, deletes, imports) takes
+    them all in one statement, in the same order (by name), before it
+    changes a count: an edit that dropped one tag and locked it only when
+    its count moved (by id) deadlocked with creates of the same tags.
+    """
+    if names:
+        await session.execute(
+            insert_ignoring_conflicts(session, Tag), [{"name": n} for n in sorted(set(names))]
+        )
+
+
+async def _names_of(session: AsyncSession, tag_ids: Sequence[int]) -> list[str]:
+    if not tag_ids:
+        return []
+    return list((await session.execute(select(Tag.name).where(Tag.id.in_(tag_ids)))).scalars())
+
+
 async def _tag_ids(session: AsyncSession, names: Sequence[str]) -> list[int]:
-    """The ids of these tags, made where missing.
+    """The ids of these tags, made where missing (on MySQL, ``_lock_by_name`` made them).
 
     Known tags are read, not upserted: an insert that meets an existing tag
     (ON CONFLICT DO NOTHING) waits for every open transaction that changed
@@ -580,8 +633,7 @@ async def _tag_ids(session: AsyncSession, names: Sequence[str]) -> list[int]:
     """
     wanted = select(Tag.name, Tag.id)
     found: dict[str, int] = {}
-    if dialect_of(session) != "mysql":  # InnoDB: see set_tags
-        found.update((await session.execute(wanted.where(Tag.name.in_(names)))).all())
+    found.update((await session.execute(wanted.where(Tag.name.in_(names)))).all())
     missing = sorted(set(names) - found.keys())
     if missing:
         await session.execute(
@@ -708,6 +760,8 @@ async def delete_article(session: AsyncSession, article_id: int) -> None:
     # Tag links are removed here rather than by the cascade: their tags' use
     # counts go down with them.
     removed = await _unlink_tags(session, article_id)
+    if dialect_of(session) == "mysql":
+        await _lock_by_name(session, await _names_of(session, removed))
     await session.execute(delete(Article).where(Article.id == article_id))
     # Last: the tags' rows stay locked until the commit (set_tags).
     await tag_uses.add(session, tag_uses.changes(removed, []))

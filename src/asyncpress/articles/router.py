@@ -122,9 +122,9 @@ async def list_articles(
     "", status_code=status.HTTP_201_CREATED, response_model=ArticleResponse, tags=["Articles"]
 )
 async def create_article(
-    body: Annotated[NewArticleRequest, Body()], articles: ArticlesDep, user: CurrentUser
+    body: Annotated[NewArticleRequest, Body()], articles: ArticlesDep, user_id: AuthUserId
 ) -> ArticleResponse:
-    return _one(await articles.create(user, body.article))
+    return _one(await articles.create(user_id, body.article))
 
 
 @router.get("/{slug}", response_model=ArticleResponse, tags=["Articles"])

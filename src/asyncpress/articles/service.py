@@ -9,11 +9,19 @@ from typing import Any, Literal
 
 from anyio.to_thread import run_sync
 
-from asyncpress.articles import bulk, counts, events, export, favorites, repository
+from asyncpress.articles import (
+    bulk,
+    counts,
+    creating,
+    events,
+    export,
+    favorites,
+    repository,
+)
 from asyncpress.articles.models import Article
 from asyncpress.articles.repository import ArticleRecord, Filters
 from asyncpress.articles.schemas import ArticleOut, ArticleResponse, ArticleUpdate, NewArticle
-from asyncpress.articles.slugs import first_free, slugify, write_retrying_slug
+from asyncpress.articles.slugs import first_free, retrying_slug, slugify, write_retrying_slug
 from asyncpress.core import cache_keys
 from asyncpress.core.cache import Cache
 from asyncpress.core.config import Settings
@@ -45,6 +53,24 @@ async def _owned(uow: UnitOfWork, slug: str, user_id: int) -> Article:
     if article.author_id != user_id:
         raise Forbidden("article", "belongs to another author")
     return article
+
+
+def _new_record(slug: str, data: NewArticle, author: User) -> ArticleRecord:
+    """The new article as the response shows it: all known before it is written."""
+    now = utcnow()
+    return ArticleRecord(
+        id=0,
+        slug=slug,
+        title=data.title,
+        description=data.description,
+        body=data.body,
+        tag_list=sorted(data.tag_list),
+        created_at=now,
+        updated_at=now,
+        favorited=False,
+        favorites_count=0,
+        author=ProfileOut.of(author),
+    )
 
 
 class Articles:
@@ -106,40 +132,34 @@ class Articles:
 
     # -- writes ------------------------------------------------------------
 
-    async def create(self, author: User, data: NewArticle) -> ArticleRecord:
+    async def create(self, author_id: int, data: NewArticle) -> ArticleRecord:
         base = slugify(data.title)
+        if self.db.engine.dialect.name == "postgresql":
+            return await retrying_slug(
+                lambda contended: self._create_at_once(author_id, data, base, contended)
+            )
 
         async def write(uow: UnitOfWork, contended: bool) -> ArticleRecord:
-            now = utcnow()
+            author = await users_repository.read(uow.session, author_id)
+            if author is None:
+                raise account_gone()
             taken = await repository.slugs_like(uow.session, base)
+            created = _new_record(first_free(base, taken, contended=contended), data, author)
             article = Article(
-                slug=first_free(base, taken, contended=contended),
-                title=data.title,
-                description=data.description,
-                body=data.body,
+                slug=created.slug,
+                title=created.title,
+                description=created.description,
+                body=created.body,
                 author_id=author.id,
                 favorites_count=0,
-                created_at=now,
-                updated_at=now,
+                created_at=created.created_at,
+                updated_at=created.updated_at,
             )
             uow.session.add(article)
             await uow.session.flush()
+            created.id = article.id
             uses = await repository.set_tags(
                 uow.session, article.id, article.created_at, data.tag_list, new_article=True
-            )
-            # Everything the response shows is known here; no need to read it back.
-            created = ArticleRecord(
-                id=article.id,
-                slug=article.slug,
-                title=article.title,
-                description=article.description,
-                body=article.body,
-                tag_list=sorted(data.tag_list),
-                created_at=article.created_at,
-                updated_at=article.updated_at,
-                favorited=False,
-                favorites_count=0,
-                author=ProfileOut.of(author),
             )
             uow.retire(cache_keys.TAGS, cache_keys.ARTICLE_COUNTS)
             uow.preview_links_in(data.body)
@@ -149,6 +169,23 @@ class Articles:
             return created
 
         return await write_retrying_slug(self.db, write)
+
+    async def _create_at_once(
+        self, author_id: int, data: NewArticle, base: str, contended: bool
+    ) -> ArticleRecord:
+        """``create`` on PostgreSQL: one read (the slugs taken and the author), then
+        one statement (articles.creating)."""
+        async with self.db.write_at_once() as work:
+            taken, author = await repository.slugs_and_actor(work.connection, base, author_id)
+            if author is None:
+                raise account_gone()
+            created = _new_record(first_free(base, taken, contended=contended), data, author)
+            with gone_as(account_gone()):  # the account was removed since it was read
+                created.id = await creating.create(work, created, author_id=author.id)
+            work.retire(cache_keys.TAGS, cache_keys.ARTICLE_COUNTS)
+            work.preview_links_in(data.body)
+            await work.commit()
+        return created
 
     async def update(self, user_id: int, slug: str, data: ArticleUpdate) -> ArticleRecord:
         """Edit the article (``slug`` may be a retired one); links to its old slug keep working."""

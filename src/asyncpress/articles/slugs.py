@@ -15,9 +15,9 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
-from asyncpress.core.db_faults import deadlocked
+from asyncpress.core.db_faults import FAULTS, chain, deadlocked
 from asyncpress.core.uow import Database, UnitOfWork
 
 T = TypeVar("T")
@@ -64,14 +64,26 @@ def first_free(base: str, taken: set[str], *, contended: bool = False) -> str:
 # insert; the unique constraint catches it and we pick again, with a random
 # suffix (first_free), which a second race is all but sure to miss.
 SLUG_ATTEMPTS = 5
+_UNIQUE_VIOLATION = "23505"
 
 
-async def write_retrying_slug(db: Database, write: Callable[[UnitOfWork, bool], Awaitable[T]]) -> T:
-    """Run ``write`` in a unit of work, again in a new one if its slug was taken.
+def slug_taken(exc: BaseException) -> bool:
+    """Whether ``exc`` is a unique slug's violation, however the driver was reached."""
+    if isinstance(exc, IntegrityError):
+        return "slug" in str(exc.orig).lower()
+    # A driver-direct statement (fast.rows) raises asyncpg's own error.
+    return any(
+        getattr(cause, "sqlstate", None) == _UNIQUE_VIOLATION and "slug" in str(cause).lower()
+        for cause in chain(exc)
+    )
 
-    ``write`` commits; it is told whether its last pick was lost to a
-    concurrent writer. A transaction the database chose as a deadlock victim
-    is run again once: these writes upsert tags by their unique name, where
+
+async def retrying_slug(attempt: Callable[[bool], Awaitable[T]]) -> T:
+    """Run ``attempt`` (a whole unit of work), again if its slug was taken.
+
+    ``attempt`` is told whether its last pick was lost to a concurrent
+    writer. A transaction the database chose as a deadlock victim is run
+    again once: these writes upsert tags by their unique name, where
     InnoDB's duplicate-key checks take next-key locks that two creates with
     overlapping new tags can hold against each other (the victim's whole
     transaction is rolled back, so running it again is safe).
@@ -80,13 +92,23 @@ async def write_retrying_slug(db: Database, write: Callable[[UnitOfWork, bool], 
     victim_again = True
     while True:
         try:
-            async with db.write() as uow:
-                return await write(uow, lost > 0)
-        except IntegrityError as exc:
-            lost += 1
-            if "slug" not in str(exc.orig).lower() or lost == SLUG_ATTEMPTS:
+            return await attempt(lost > 0)
+        except FAULTS as exc:
+            if slug_taken(exc):
+                lost += 1
+                if lost == SLUG_ATTEMPTS:
+                    raise
+            elif victim_again and deadlocked(exc):
+                victim_again = False
+            else:
                 raise
-        except DBAPIError as exc:
-            if not (victim_again and deadlocked(exc)):
-                raise
-            victim_again = False
+
+
+async def write_retrying_slug(db: Database, write: Callable[[UnitOfWork, bool], Awaitable[T]]) -> T:
+    """``retrying_slug`` for a write in a unit of work; ``write`` commits."""
+
+    async def attempt(contended: bool) -> T:
+        async with db.write() as uow:
+            return await write(uow, contended)
+
+    return await retrying_slug(attempt)
