@@ -307,8 +307,9 @@ class TestTokensOfMissingAccounts:
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
         """The process remembers accounts it has seen (the API never deletes
-        one); a favorite, a comment or a new article reads its caller with
-        what it writes, and a row removed behind its back is refused, not a 500."""
+        one); a favorite, a comment, a follow or a new article reads its caller
+        with what it writes, and a row removed behind its back is refused, not
+        a 500."""
         alice, bob = await register(client), await register(client)
         slug = (await create_article(client, alice))["slug"]
         favorite = f"/api/articles/{slug}/favorite"
@@ -322,6 +323,8 @@ class TestTokensOfMissingAccounts:
             ("DELETE", favorite, {}),
             ("POST", f"/api/articles/{slug}/comments", comment),
             ("POST", "/api/articles", article),
+            ("POST", f"/api/profiles/{alice.username}/follow", {}),
+            ("DELETE", f"/api/profiles/{alice.username}/follow", {}),
         ]:
             response = await client.request(method, path, headers=bob.headers, **extra)  # type: ignore[arg-type]
             assert response.status_code == 401, (method, path, response.text)

@@ -119,7 +119,9 @@ POSTGRESQL = {
     # The article with the caller beside it, then the write.
     "POST /articles/{slug}/favorite": 2,
     "DELETE /articles/{slug}/favorite": 2,
-    "POST /profiles/{username}/follow": 3,  # profiles.following
+    # The followee with the caller beside it, then the write (profiles.following).
+    "POST /profiles/{username}/follow": 2,
+    "DELETE /profiles/{username}/follow": 2,
     "POST /articles/{slug}/comments": 2,  # the article, its author and the caller; the write
     # The slugs taken and the caller, then the article, its tags and their
     # counts, and its event (articles.creating).

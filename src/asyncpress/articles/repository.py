@@ -370,30 +370,14 @@ async def record_by_slug(reader: Reader, slug: str, viewer_id: int | None) -> Ar
     return None if renamed is None else await record_by_slug(reader, renamed, viewer_id)
 
 
-def _actor_columns(actor_id: Any) -> list[Any]:
-    """The profile of the user ``actor_id`` names, as columns to add to a statement."""
-    actor = table_of(User).alias("actor")
-    return [
-        select(column).where(actor.c.id == actor_id).scalar_subquery().label(f"actor_{column.key}")
-        for column in (actor.c.username, actor.c.bio, actor.c.image)
-    ]
-
-
-def _actor(row: Any, actor_id: int) -> User | None:
-    """The actor of ``_actor_columns``, transient (id and profile only); None if gone."""
-    if row["actor_username"] is None:
-        return None
-    return User(
-        id=actor_id, username=row["actor_username"], bio=row["actor_bio"], image=row["actor_image"]
-    )
-
-
 @cache
 def _with_actor(dialect: str) -> Prepared:
     """The article by its slug (``record_by_slug``), and the viewer's profile beside it."""
     article = _prepared(dialect, ("slug",), with_body=True).statement
     assert isinstance(article, Select)
-    return Prepared(article.add_columns(*_actor_columns(bindparam("viewer", type_=Integer))))
+    return Prepared(
+        article.add_columns(*users_repository.actor_columns(bindparam("viewer", type_=Integer)))
+    )
 
 
 async def record_and_actor(
@@ -409,7 +393,7 @@ async def record_and_actor(
     if not rows:
         renamed = await current_slug(reader, slug)
         return None if renamed is None else await record_and_actor(reader, renamed, actor_id)
-    return _record(rows[0], True), _actor(rows[0], actor_id)
+    return _record(rows[0], True), users_repository.actor_from(rows[0], actor_id)
 
 
 async def by_slug(session: AsyncSession, slug: str, *, for_update: bool = False) -> Article | None:
@@ -457,7 +441,7 @@ def _with_author() -> Prepared:
 _WITH_AUTHOR = _with_author()
 _WITH_AUTHOR_AND_ACTOR = Prepared(
     _with_author().statement.add_columns(  # type: ignore[union-attr]
-        *_actor_columns(bindparam("actor_id", type_=Integer))
+        *users_repository.actor_columns(bindparam("actor_id", type_=Integer))
     )
 )
 
@@ -481,7 +465,7 @@ async def with_author_and_actor(
     if rows:
         row = rows[0]
         target = Target(row["article_id"], row["article_slug"], row["article_title"])
-        return target, users_repository.detached(row), _actor(row, actor_id)
+        return target, users_repository.detached(row), users_repository.actor_from(row, actor_id)
     renamed = await current_slug(reader, slug)
     return None if renamed is None else await with_author_and_actor(reader, renamed, actor_id)
 
@@ -556,13 +540,15 @@ async def slugs_like(reader: Reader, base: str, exclude_id: int | None = None) -
 def _slugs_and_actor() -> Prepared:
     """PostgreSQL: ``slugs_like`` as one array, the actor's profile beside it."""
     taken = func.array(_slugs_like("postgresql", False).scalar_subquery(), type_=ARRAY(String))
-    return Prepared(select(taken.label("taken"), *_actor_columns(bindparam("actor", Integer))))
+    return Prepared(
+        select(taken.label("taken"), *users_repository.actor_columns(bindparam("actor", Integer)))
+    )
 
 
 async def slugs_and_actor(reader: Reader, base: str, actor_id: int) -> tuple[set[str], User | None]:
-    """``slugs_like(base)`` and the actor (see ``_actor``) in one statement (PostgreSQL)."""
+    """``slugs_like(base)`` and the actor (``users.repository.actor_from``) at once (PostgreSQL)."""
     rows = await _slugs_and_actor().rows(reader, {**_slug_params(base), "actor": actor_id})
-    return set(rows[0]["taken"]), _actor(rows[0], actor_id)
+    return set(rows[0]["taken"]), users_repository.actor_from(rows[0], actor_id)
 
 
 async def set_tags(

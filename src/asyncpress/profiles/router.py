@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from asyncpress.core.web import provided
 from asyncpress.profiles.schemas import ProfileResponse
 from asyncpress.profiles.service import Profiles
-from asyncpress.users.auth import CurrentUser, ViewerId
+from asyncpress.users.auth import AuthUserId, ViewerId
 
 router = APIRouter(prefix="/api/profiles", tags=["Profile"])
 
@@ -20,10 +20,10 @@ async def get_profile(username: str, profiles: ProfilesDep, viewer_id: ViewerId)
 
 
 @router.post("/{username}/follow", response_model=ProfileResponse)
-async def follow(username: str, profiles: ProfilesDep, user: CurrentUser) -> ProfileResponse:
-    return ProfileResponse(profile=await profiles.set_following(user, username, follow=True))
+async def follow(username: str, profiles: ProfilesDep, user_id: AuthUserId) -> ProfileResponse:
+    return ProfileResponse(profile=await profiles.set_following(user_id, username, follow=True))
 
 
 @router.delete("/{username}/follow", response_model=ProfileResponse)
-async def unfollow(username: str, profiles: ProfilesDep, user: CurrentUser) -> ProfileResponse:
-    return ProfileResponse(profile=await profiles.set_following(user, username, follow=False))
+async def unfollow(username: str, profiles: ProfilesDep, user_id: AuthUserId) -> ProfileResponse:
+    return ProfileResponse(profile=await profiles.set_following(user_id, username, follow=False))

@@ -8,6 +8,7 @@ from asyncpress.notifications import service as notifications
 from asyncpress.profiles import events, following, repository
 from asyncpress.profiles.schemas import ProfileOut
 from asyncpress.users import repository as users_repository
+from asyncpress.users.auth import account_gone
 from asyncpress.users.models import User
 
 
@@ -22,15 +23,18 @@ class Profiles:
             raise NotFound("profile")
         return found
 
-    async def set_following(self, viewer: User, username: str, *, follow: bool) -> ProfileOut:
+    async def set_following(self, viewer_id: int, username: str, *, follow: bool) -> ProfileOut:
         """Follow or unfollow; doing it twice is the same as doing it once.
 
         The response is the followee as read before the write, which the
         write cannot change but for ``following``.
         """
         if self.db.engine.dialect.name == "postgresql":
-            return await self._set_following_at_once(viewer, username, follow=follow)
+            return await self._set_following_at_once(viewer_id, username, follow=follow)
         async with self.db.write() as uow:
+            viewer = await users_repository.read(uow.session, viewer_id)
+            if viewer is None:
+                raise account_gone()
             target = await users_repository.read_by_username(uow.session, username)
             _check(viewer, target)
             assert target is not None
@@ -50,13 +54,20 @@ class Profiles:
         return _profile(target, follow)
 
     async def _set_following_at_once(
-        self, viewer: User, username: str, *, follow: bool
+        self, viewer_id: int, username: str, *, follow: bool
     ) -> ProfileOut:
-        """``set_following`` on PostgreSQL: a read, then one statement (profiles.following)."""
+        """``set_following`` on PostgreSQL: one read (the followee and the caller),
+        then one statement (profiles.following)."""
         async with self.db.write_at_once() as work:
-            target = await users_repository.read_by_username(work.connection, username)
+            found = await users_repository.read_by_username_with_actor(
+                work.connection, username, viewer_id
+            )
+            if found is None:
+                raise NotFound("profile")
+            target, viewer = found
+            if viewer is None:
+                raise account_gone()
             _check(viewer, target)
-            assert target is not None
             with gone_as(NotFound("profile")):  # deleted since it was read
                 await following.write(work, viewer, target, follow=follow)
             work.retire(cache_keys.ARTICLE_COUNTS)  # the follower's feed count

@@ -77,6 +77,44 @@ async def read_by_username(reader: Reader, username: str) -> User | None:
     return detached(rows[0]) if rows else None
 
 
+def actor_columns(actor_id: Any) -> list[Any]:
+    """The profile of the user ``actor_id`` names, as columns to add to a statement.
+
+    A write reads its caller this way beside what it reads anyway: one
+    statement on one connection, where a dependency of the route would read
+    the caller on a pooled connection of its own first.
+    """
+    actor = table_of(User).alias("actor")
+    return [
+        select(column).where(actor.c.id == actor_id).scalar_subquery().label(f"actor_{column.key}")
+        for column in (actor.c.username, actor.c.bio, actor.c.image)
+    ]
+
+
+def actor_from(row: Any, actor_id: int) -> User | None:
+    """The actor of ``actor_columns``, transient (id and profile only); None if gone."""
+    if row["actor_username"] is None:
+        return None
+    return User(
+        id=actor_id, username=row["actor_username"], bio=row["actor_bio"], image=row["actor_image"]
+    )
+
+
+_BY_USERNAME_WITH_ACTOR = Prepared(
+    select(*_USERS.c, *actor_columns(bindparam("actor", type_=Integer))).where(
+        _USERS.c.username == bindparam("username", type_=String)
+    )
+)
+
+
+async def read_by_username_with_actor(
+    reader: Reader, username: str, actor_id: int
+) -> tuple[User, User | None] | None:
+    """``read_by_username`` and the actor (``actor_from``) in one statement; None: no such user."""
+    rows = await _BY_USERNAME_WITH_ACTOR.rows(reader, {"username": username, "actor": actor_id})
+    return (detached(rows[0]), actor_from(rows[0], actor_id)) if rows else None
+
+
 async def taken_fields(
     session: AsyncSession, username: str | None, email: str | None, exclude_id: int | None = None
 ) -> list[str]:
