@@ -481,7 +481,7 @@ async def id_by_slug(reader: Reader, slug: str) -> int | None:
     return None if renamed is None else await id_by_slug(reader, renamed)
 
 
-def _like(dialect: str, column: Any) -> ColumnElement[bool]:
+def _like(dialect: str, column: Any, values: dict[str, Any] | None) -> ColumnElement[bool]:
     """``column`` is ``base`` or ``base-…`` (``_slug_params``), asked so that an index serves it.
 
     SQLite's ``LIKE`` ignores case and so never uses an index; its slugs
@@ -489,14 +489,20 @@ def _like(dialect: str, column: Any) -> ColumnElement[bool]:
     ``base.`` (``.`` follows ``-``). PostgreSQL serves the ``LIKE`` from a
     ``text_pattern_ops`` index (migration 0011), MySQL from the unique one.
     Slugs hold no LIKE wildcards: slugify turns "%" and "_" into "-".
+    ``values`` binds the parameters now (a statement to show); without, the
+    caller gives them at each run.
     """
+
+    def param(name: str) -> Any:
+        if values is None:
+            return bindparam(name, type_=String)
+        return bindparam(name, values[name], type_=String)
+
     if dialect == "sqlite":
-        prefixed = (column >= bindparam("low", type_=String)) & (
-            column < bindparam("high", type_=String)
-        )
+        prefixed = (column >= param("low")) & (column < param("high"))
     else:
-        prefixed = column.like(bindparam("pattern", type_=String))
-    clause: ColumnElement[bool] = (column == bindparam("base", type_=String)) | prefixed
+        prefixed = column.like(param("pattern"))
+    clause: ColumnElement[bool] = (column == param("base")) | prefixed
     return clause
 
 
@@ -504,15 +510,24 @@ def _slug_params(base: str) -> dict[str, str]:
     return {"base": base, "pattern": f"{base}-%", "low": f"{base}-", "high": f"{base}."}
 
 
-@cache
-def _slugs_like(dialect: str, excluding: bool) -> Any:
-    current = select(Article.slug).where(_like(dialect, Article.slug))
-    retired = select(RetiredSlug.slug).where(_like(dialect, RetiredSlug.slug))
-    if excluding:
-        exclude = bindparam("exclude_id", type_=Integer)
+def _slugs_like_bound(dialect: str, exclude_id: int | None, values: dict[str, Any] | None) -> Any:
+    current = select(Article.slug).where(_like(dialect, Article.slug, values))
+    retired = select(RetiredSlug.slug).where(_like(dialect, RetiredSlug.slug, values))
+    if exclude_id is not None:
+        exclude = (
+            bindparam("exclude_id", type_=Integer)
+            if values is None
+            else bindparam("exclude_id", exclude_id, type_=Integer)
+        )
         current = current.where(Article.id != exclude)
         retired = retired.where(RetiredSlug.article_id != exclude)
     return current.union_all(retired)
+
+
+@cache
+def _slugs_like(dialect: str, excluding: bool) -> Any:
+    # Any id stands for "excluding": the parameter is given at each run.
+    return _slugs_like_bound(dialect, 0 if excluding else None, None)
 
 
 @cache
@@ -522,8 +537,7 @@ def _prepared_slugs_like(dialect: str, excluding: bool) -> Prepared:
 
 def slugs_like_statement(dialect: str, base: str, exclude_id: int | None = None) -> Any:
     """The slugs, in use or retired, equal to ``base`` or of the form ``base-…``."""
-    statement = _slugs_like(dialect, exclude_id is not None)
-    return statement.params(**_slug_params(base), exclude_id=exclude_id)
+    return _slugs_like_bound(dialect, exclude_id, _slug_params(base))
 
 
 async def slugs_like(reader: Reader, base: str, exclude_id: int | None = None) -> set[str]:
