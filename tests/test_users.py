@@ -359,13 +359,15 @@ class TestUpdateUser:
         assert response.status_code == 200
 
 
-async def test_passwords_are_hashed_in_their_own_low_priority_threads() -> None:
+@pytest.mark.parametrize("sched_idle", [True, False])
+async def test_passwords_are_hashed_in_their_own_low_priority_threads(sched_idle: bool) -> None:
     settings = Settings(
         environment="development",
         argon2_time_cost=1,
         argon2_memory_kib=64,
         hash_concurrency=2,
         hash_nice=7,
+        hash_sched_idle=sched_idle,
     )
     before = set(threading.enumerate())  # other apps' pools may still be winding down
     passwords = Passwords(settings)
@@ -378,8 +380,11 @@ async def test_passwords_are_hashed_in_their_own_low_priority_threads() -> None:
         for thread in hashing:
             assert thread.native_id is not None
             assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == 7
+            policy = os.SCHED_IDLE if sched_idle else os.SCHED_OTHER
+            assert os.sched_getscheduler(thread.native_id) == policy
         # The event loop's own thread keeps its priority.
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0
+        assert os.sched_getscheduler(threading.get_native_id()) == os.SCHED_OTHER
     finally:
         passwords.close()
 

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # runs first and logins get the CPU it leaves; 0: they compete as equals.
     # Measured trade-off in docs/benchmarks.md.
     hash_nice: int = Field(default=19, ge=0, le=19)
+    # Linux's SCHED_IDLE policy for the hashing threads, on top of the
+    # niceness: the event loop, when a request wakes it, takes the CPU from a
+    # hash at once rather than at the end of the hash's time slice.
+    hash_sched_idle: bool = True
     # argon2id at OWASP's minimum (Password Storage Cheat Sheet: 19 MiB, two
     # passes, one lane). Hashes made with other parameters still verify and
     # are made again with these at the next successful login.

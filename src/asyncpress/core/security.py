@@ -3,9 +3,10 @@
 JWTs are HS256 with an expiry, decoded against a fixed algorithm list.
 Password hashing (argon2id) is CPU work: it runs in a pool of its own worker
 threads (``HASH_CONCURRENCY`` of them), never on the event loop. Those threads
-run at the lowest CPU priority (``HASH_NICE``, 19), so that on a busy CPU
-the event loop, which answers every other request, runs first and logins use
-the CPU it leaves (docs/benchmarks.md).
+run at the lowest CPU priority (``HASH_NICE``, 19, and Linux's ``SCHED_IDLE``
+policy, ``HASH_SCHED_IDLE``), so that on a busy CPU the event loop, which
+answers every other request, runs first and logins use the CPU it leaves
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -31,10 +32,20 @@ ALGORITHM = "HS256"
 T = TypeVar("T")
 
 
-def _lower_priority(nice: int) -> None:
-    """Lower the calling thread's CPU priority (Linux: niceness is per thread)."""
+def _lower_priority(nice: int, sched_idle: bool) -> None:
+    """Lower the calling thread's CPU priority (Linux: niceness and policy are per thread).
+
+    Under ``SCHED_IDLE`` a thread runs when nothing else wants the CPU, and
+    a waking thread of any other policy preempts it at once: the event loop
+    answers a request at once even while a hash runs on its core. Niceness
+    alone lets the hash finish its time slice first (docs/benchmarks.md).
+    """
+    tid = threading.get_native_id()
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        os.setpriority(os.PRIO_PROCESS, tid, nice)
+    if sched_idle:
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
 
 
 class TokenError(Exception):
@@ -109,7 +120,7 @@ class Passwords:
             max_workers=settings.hash_concurrency,
             thread_name_prefix="argon2",
             initializer=_lower_priority,
-            initargs=(settings.hash_nice,),
+            initargs=(settings.hash_nice, settings.hash_sched_idle),
         )
         # Verified against when the e-mail is unknown, so that a failed login
         # costs the same whether or not the account exists.
