@@ -8,14 +8,13 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from anyio.to_thread import run_sync
 from fastapi import FastAPI
 from servers.postgres import free_port
 from servers.processes import SmtpSink
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from asyncpress.comments.schemas import NewComment
 from asyncpress.comments.service import Comments
@@ -26,7 +25,13 @@ from asyncpress.notifications.mail import message_id
 from asyncpress.notifications.models import OutboxMessage
 from asyncpress.users.models import User
 from tests.factories import Account, add_comment, create_article, register
-from tests.support.app import CommitFailed, failing_at_commit, make_settings, row_count, wired
+from tests.support.app import (
+    failing_at_commit,
+    make_settings,
+    refused_at_last_write,
+    row_count,
+    wired,
+)
 
 PUBLIC_URL = "https://conduit.example"
 
@@ -239,13 +244,9 @@ class TestDelivery:
                 await session.execute(select(User).where(User.username == "bob"))
             ).scalar_one()
         failing, followed = failing_at_commit(db)
-        refused: type[Exception] = CommitFailed
-        if backend == "postgresql":
-            # The message is the statement's last write: refuse it.
-            async with db.engine.begin() as connection:
-                refusal = "CHECK (payload->>'excerpt' IS DISTINCT FROM 'never')"
-                await connection.execute(text(f"ALTER TABLE outbox ADD CONSTRAINT no {refusal}"))
-            refused = asyncpg.CheckViolationError
+        # On PostgreSQL the message is the statement's last write: refuse it.
+        check = "payload->>'excerpt' IS DISTINCT FROM 'never'"
+        refused = await refused_at_last_write(db, backend, "outbox", check)
         with pytest.raises(refused):
             await Comments(failing).add(author.id, slug, NewComment(body="never"))
         assert followed == []  # no kick, no wake-up: nothing committed

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -14,7 +13,7 @@ from asyncpress.core.config import Settings
 from asyncpress.core.uow import Database
 from asyncpress.users.models import User
 from tests.factories import create_article, register
-from tests.support.app import CommitFailed, failing_at_commit, row_count, wired
+from tests.support.app import failing_at_commit, refused_at_last_write, row_count, wired
 
 
 class TestTags:
@@ -162,12 +161,8 @@ class TestUseCounts:
         await create_article(client, alice, tagList=["known"])
         db = wired(app, Database)
         failing, followed = failing_at_commit(db)
-        refused: type[Exception] = CommitFailed
-        if backend == "postgresql":
-            async with db.engine.begin() as connection:
-                refusal = "CHECK (data NOT LIKE '%never-written%')"
-                await connection.execute(text(f"ALTER TABLE events ADD CONSTRAINT no {refusal}"))
-            refused = asyncpg.CheckViolationError
+        check = "data NOT LIKE '%never-written%'"  # the event, the statement's last write
+        refused = await refused_at_last_write(db, backend, "events", check)
         articles = Articles(failing, wired(app, Articles).cache, wired(app, Settings))
         new = NewArticle(
             title="never-written", description="d", body="b", tag_list=["known", "fresh"]

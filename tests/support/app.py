@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import asyncpg
 from fastapi import FastAPI
 from servers.processes import TEST_SECRET
 from sqlalchemy import event, text
@@ -155,3 +156,21 @@ def failing_at_commit(db: Database) -> tuple[Database, list[FollowUps]]:
         db.engine, class_=FailingCommit, expire_on_commit=False
     )
     return Database(db.engine, sessions, Recorded()), followed
+
+
+async def refused_at_last_write(
+    db: Database, backend: str, table: str, check: str
+) -> type[Exception]:
+    """Make a write fail at its end, nothing of it committed; what it then raises.
+
+    On PostgreSQL, writes in one statement (``core.uow.OneStatement``) have
+    no commit to fail: ``table`` gets a CHECK constraint (``check``) that the
+    statement's last part breaks. Elsewhere ``failing_at_commit``'s units
+    of work fail as they commit.
+    """
+    if backend != "postgresql":
+        return CommitFailed
+    async with db.engine.begin() as connection:
+        await connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT no CHECK ({check})"))
+    refused: type[Exception] = asyncpg.CheckViolationError
+    return refused

@@ -460,7 +460,7 @@ async def with_author(session: Reader, slug: str) -> tuple[Target, User] | None:
 async def with_author_and_actor(
     reader: Reader, slug: str, actor_id: int
 ) -> tuple[Target, User, User | None] | None:
-    """``with_author``, and the actor (``_actor``) beside them, in one statement."""
+    """``with_author``, and the actor (``users.repository.actor_from``) beside them, at once."""
     rows = await _WITH_AUTHOR_AND_ACTOR.rows(reader, {"slug": slug, "actor_id": actor_id})
     if rows:
         row = rows[0]
@@ -492,33 +492,30 @@ def _like(dialect: str, column: Any, values: dict[str, Any] | None) -> ColumnEle
     ``values`` binds the parameters now (a statement to show); without, the
     caller gives them at each run.
     """
-
-    def param(name: str) -> Any:
-        if values is None:
-            return bindparam(name, type_=String)
-        return bindparam(name, values[name], type_=String)
-
     if dialect == "sqlite":
-        prefixed = (column >= param("low")) & (column < param("high"))
+        prefixed = (column >= _param("low", values)) & (column < _param("high", values))
     else:
-        prefixed = column.like(param("pattern"))
-    clause: ColumnElement[bool] = (column == param("base")) | prefixed
+        prefixed = column.like(_param("pattern", values))
+    clause: ColumnElement[bool] = (column == _param("base", values)) | prefixed
     return clause
+
+
+def _param(name: str, values: dict[str, Any] | None, type_: Any = String) -> Any:
+    """A parameter bound now from ``values``, or (None) given at each run."""
+    if values is None:
+        return bindparam(name, type_=type_)
+    return bindparam(name, values[name], type_=type_)
 
 
 def _slug_params(base: str) -> dict[str, str]:
     return {"base": base, "pattern": f"{base}-%", "low": f"{base}-", "high": f"{base}."}
 
 
-def _slugs_like_bound(dialect: str, exclude_id: int | None, values: dict[str, Any] | None) -> Any:
+def _slugs_like_bound(dialect: str, excluding: bool, values: dict[str, Any] | None) -> Any:
     current = select(Article.slug).where(_like(dialect, Article.slug, values))
     retired = select(RetiredSlug.slug).where(_like(dialect, RetiredSlug.slug, values))
-    if exclude_id is not None:
-        exclude = (
-            bindparam("exclude_id", type_=Integer)
-            if values is None
-            else bindparam("exclude_id", exclude_id, type_=Integer)
-        )
+    if excluding:
+        exclude = _param("exclude_id", values, Integer)
         current = current.where(Article.id != exclude)
         retired = retired.where(RetiredSlug.article_id != exclude)
     return current.union_all(retired)
@@ -526,8 +523,7 @@ def _slugs_like_bound(dialect: str, exclude_id: int | None, values: dict[str, An
 
 @cache
 def _slugs_like(dialect: str, excluding: bool) -> Any:
-    # Any id stands for "excluding": the parameter is given at each run.
-    return _slugs_like_bound(dialect, 0 if excluding else None, None)
+    return _slugs_like_bound(dialect, excluding, None)
 
 
 @cache
@@ -537,7 +533,8 @@ def _prepared_slugs_like(dialect: str, excluding: bool) -> Prepared:
 
 def slugs_like_statement(dialect: str, base: str, exclude_id: int | None = None) -> Any:
     """The slugs, in use or retired, equal to ``base`` or of the form ``base-…``."""
-    return _slugs_like_bound(dialect, exclude_id, _slug_params(base))
+    values = {**_slug_params(base), "exclude_id": exclude_id}
+    return _slugs_like_bound(dialect, exclude_id is not None, values)
 
 
 async def slugs_like(reader: Reader, base: str, exclude_id: int | None = None) -> set[str]:

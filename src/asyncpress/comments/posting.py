@@ -12,13 +12,10 @@ from it in SQL. SQLite and MySQL/MariaDB add a comment in a unit of work
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Boolean,
     String,
     bindparam,
     cast,
@@ -35,7 +32,7 @@ from asyncpress.core.uow import OneStatement
 from asyncpress.events import journal
 from asyncpress.fast.rows import Prepared
 from asyncpress.notifications import repository as outbox
-from asyncpress.notifications.service import COMMENT_KEY_PREFIX, Message
+from asyncpress.notifications.service import COMMENT_KEY_PREFIX, Message, message_params
 
 ID_KEY = "id"
 
@@ -52,16 +49,8 @@ def _statement() -> Prepared:
             bindparam("request_id", type_=String).label("request_id"),
         ).select_from(added)
     )
-    enqueued = outbox.enqueued_from(
-        select(
-            (literal(COMMENT_KEY_PREFIX) + cast(added.c.id, String)).label("idempotency_key"),
-            bindparam("outbox_kind", type_=String).label("kind"),
-            bindparam("outbox_to", type_=String).label("to_email"),
-            cast(bindparam("outbox_payload", type_=String), JSON).label("payload"),
-        )
-        .select_from(added)
-        .where(bindparam("notify", type_=Boolean))
-    )
+    key = literal(COMMENT_KEY_PREFIX) + cast(added.c.id, String)
+    enqueued = outbox.enqueued_from(outbox.bound_message(key).select_from(added))
     return Prepared(
         select(added.c.id, rows_written(logged), rows_written(enqueued).label("queued")),
         writes=True,
@@ -94,10 +83,7 @@ async def post(
         "channels": journal.channels_text(channels),
         "event_data": data,
         "request_id": current_request_id(),
-        "notify": message is not None,
-        "outbox_kind": message.kind if message else "",
-        "outbox_to": message.to_email if message else "",
-        "outbox_payload": json.dumps(message.payload if message else {}),
+        **message_params(message),
         "outbox_now": now,
     }
     rows = await work.send(_POST, params)

@@ -6,7 +6,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CTE, Select, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import (
+    CTE,
+    JSON,
+    Boolean,
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +64,20 @@ async def enqueue(
 
 # The columns of an outbox row that its writer gives.
 ROW_COLUMNS = ("idempotency_key", "kind", "to_email", "payload")
+
+
+def bound_message(key: ColumnElement[str] | None = None) -> Select[*tuple[Any, ...]]:
+    """One message given as parameters (``service.message_params``), for ``enqueued_from``.
+
+    It is selected only when the ``notify`` parameter is true. ``key``: the
+    idempotency key made in SQL, in place of the ``outbox_key`` parameter.
+    """
+    return select(
+        (bindparam("outbox_key", type_=String) if key is None else key).label("idempotency_key"),
+        bindparam("outbox_kind", type_=String).label("kind"),
+        bindparam("outbox_to", type_=String).label("to_email"),
+        cast(bindparam("outbox_payload", type_=String), JSON).label("payload"),
+    ).where(bindparam("notify", type_=Boolean))
 
 
 def enqueued_from(rows: Select[*tuple[Any, ...]], name: str = "enqueued") -> CTE:

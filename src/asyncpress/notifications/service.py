@@ -7,7 +7,9 @@ Nothing is sent for one's own actions.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from asyncpress.core.errors import Unauthorized
 from asyncpress.core.uow import Database, UnitOfWork
@@ -64,6 +66,17 @@ class Message:
 
 
 COMMENT_KEY_PREFIX = "comment:"  # and the comment's id
+
+
+def message_params(message: Message | None) -> dict[str, Any]:
+    """The parameters of ``repository.bound_message`` for ``message`` (None: queue nothing)."""
+    return {
+        "notify": message is not None,
+        "outbox_key": message.key if message else "",
+        "outbox_kind": message.kind if message else "",
+        "outbox_to": message.to_email if message else "",
+        "outbox_payload": json.dumps(message.payload if message else {}),
+    }
 
 
 def comment_message(

@@ -17,11 +17,14 @@ def neutral_profile(user: User) -> dict[str, Any]:
     return dumped
 
 
+FOLLOWED = "profile.followed"
+
+
 def followed_payload(follower: User, followee: User) -> dict[str, Any]:
     return {"profile": neutral_profile(follower), "followee": neutral_profile(followee)}
 
 
 async def followed(uow: UnitOfWork, follower: User, followee: User) -> None:
     await journal.append(
-        uow, "profile.followed", followed_payload(follower, followee), [user_channel(followee.id)]
+        uow, FOLLOWED, followed_payload(follower, followee), [user_channel(followee.id)]
     )

@@ -12,17 +12,13 @@ of work (``service.Profiles.set_following``).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Boolean,
     DateTime,
     Integer,
     String,
     bindparam,
-    cast,
     delete,
     select,
 )
@@ -36,8 +32,8 @@ from asyncpress.events import journal
 from asyncpress.events.channels import user_channel
 from asyncpress.fast.rows import Prepared
 from asyncpress.notifications import repository as outbox
-from asyncpress.notifications.service import follow_message
-from asyncpress.profiles.events import followed_payload
+from asyncpress.notifications.service import follow_message, message_params
+from asyncpress.profiles.events import FOLLOWED, followed_payload
 from asyncpress.profiles.models import Follow
 from asyncpress.users.models import User
 
@@ -65,14 +61,7 @@ def _follow() -> Prepared:
             bindparam("request_id", type_=String).label("request_id"),
         ).select_from(added)
     )
-    enqueued = outbox.enqueued_from(  # a second one is not queued (its key)
-        select(
-            bindparam("outbox_key", type_=String).label("idempotency_key"),
-            bindparam("outbox_kind", type_=String).label("kind"),
-            bindparam("outbox_to", type_=String).label("to_email"),
-            cast(bindparam("outbox_payload", type_=String), JSON).label("payload"),
-        ).where(bindparam("notify", type_=Boolean))
-    )
+    enqueued = outbox.enqueued_from(outbox.bound_message())  # a second one: not queued (its key)
     return Prepared(
         select(
             rows_written(added).label("added"),
@@ -104,15 +93,11 @@ async def write(work: OneStatement, follower: User, followee: User, *, follow: b
     params: dict[str, Any] = {
         **ids,
         "now": utcnow(),
-        "event_type": "profile.followed",
+        "event_type": FOLLOWED,
         "event_data": journal.compact_json(followed_payload(follower, followee)),
         "channels": journal.channels_text([user_channel(followee.id)]),
         "request_id": current_request_id(),
-        "notify": message is not None,
-        "outbox_key": message.key if message else "",
-        "outbox_kind": message.kind if message else "",
-        "outbox_to": message.to_email if message else "",
-        "outbox_payload": json.dumps(message.payload if message else {}),
+        **message_params(message),
     }
     params["outbox_now"] = params["now"]
     rows = await work.send(_FOLLOW, params)

@@ -15,9 +15,6 @@ from asyncpress.users.models import User, fold
 
 _USERS = table_of(User)
 _BY_ID = Prepared(select(*_USERS.c).where(_USERS.c.id == bindparam("id", type_=Integer)))
-_BY_USERNAME = Prepared(
-    select(*_USERS.c).where(_USERS.c.username == bindparam("username", type_=String))
-)
 
 
 async def by_email(session: AsyncSession, email: str) -> User | None:
@@ -71,12 +68,6 @@ async def read(reader: Reader, user_id: int) -> User | None:
     return detached(rows[0]) if rows else None
 
 
-async def read_by_username(reader: Reader, username: str) -> User | None:
-    """The account with this username (exactly), driver-direct and detached."""
-    rows = await _BY_USERNAME.rows(reader, {"username": username})
-    return detached(rows[0]) if rows else None
-
-
 def actor_columns(actor_id: Any) -> list[Any]:
     """The profile of the user ``actor_id`` names, as columns to add to a statement.
 
@@ -100,11 +91,20 @@ def actor_from(row: Any, actor_id: int) -> User | None:
     )
 
 
-_BY_USERNAME_WITH_ACTOR = Prepared(
-    select(*_USERS.c, *actor_columns(bindparam("actor", type_=Integer))).where(
-        _USERS.c.username == bindparam("username", type_=String)
+def _by_username(*beside: Any) -> Prepared:
+    return Prepared(
+        select(*_USERS.c, *beside).where(_USERS.c.username == bindparam("username", type_=String))
     )
-)
+
+
+_BY_USERNAME = _by_username()
+_BY_USERNAME_WITH_ACTOR = _by_username(*actor_columns(bindparam("actor", type_=Integer)))
+
+
+async def read_by_username(reader: Reader, username: str) -> User | None:
+    """The account with this username (exactly), driver-direct and detached."""
+    rows = await _BY_USERNAME.rows(reader, {"username": username})
+    return detached(rows[0]) if rows else None
 
 
 async def read_by_username_with_actor(
