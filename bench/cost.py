@@ -85,7 +85,9 @@ async def _sql(dsn: str, query: str, *args: Any) -> list[dict[str, Any]]:
         await connection.close()
 
 
-def measure(cases: list[str], runs: int, seconds: float, statements: int) -> dict[str, Any]:
+def measure(
+    cases: list[str], runs: int, seconds: float, statements: int, factory: str | None = None
+) -> dict[str, Any]:
     pg = PostgresServer.start()
     try:
         if statements:
@@ -105,7 +107,8 @@ def measure(cases: list[str], runs: int, seconds: float, statements: int) -> dic
             if statements:
                 asyncio.run(_sql(dsn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
             results: dict[str, Any] = {}
-            with _server("this", url, REPO / "src", work) as (address, pid):
+            server = _server("this", url, REPO / "src", work, factory)
+            with server as (address, pid):
                 for name in cases:
                     loadgen.run(address, loads[name], 1, work, f"{name}-warm")
                     settle(pid)
@@ -164,8 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--statements", type=int, default=0, metavar="N", help="the N costliest statements"
     )
+    parser.add_argument(
+        "--factory",
+        help="serve this app factory instead (bench.apps:ceiling: the ceilings, whose "
+        "one-row read and write answer the profile and favorite cases)",
+    )
     args = parser.parse_args(argv)
-    result = measure(args.cases.split(","), args.runs, args.seconds, args.statements)
+    result = measure(args.cases.split(","), args.runs, args.seconds, args.statements, args.factory)
+    result["factory"] = args.factory
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = result["when"].replace(":", "").replace("+0000", "Z")
     out = RESULTS / f"cost-{stamp}.json"

@@ -91,12 +91,11 @@ def migrated_and_seeded(url: str, work: Path) -> dict[str, int]:
 
 
 @contextmanager
-def _server(name: str, url: str, src: Path, work: Path) -> Any:
+def _server(name: str, url: str, src: Path, work: Path, factory: str | None = None) -> Any:
     port = free_port()
     command = ["taskset", "-c", "0", sys.executable, "-m", "asyncpress.cli", "serve"]
-    process = Process(
-        [*command, "--port", str(port)], work / f"{name}.log", _env(url, src), raw=True
-    )
+    command += ["--port", str(port)] + (["--factory", factory] if factory else [])
+    process = Process(command, work / f"{name}.log", _env(url, src), raw=True)
     try:
         wait_for_port(port, timeout=60)
         yield f"http://127.0.0.1:{port}", process.popen.pid
