@@ -30,20 +30,16 @@ from asyncpress.core.db_faults import classify
 from asyncpress.core.migrate import upgrade
 from asyncpress.core.schemas import iso_millis
 from asyncpress.core.uow import Database
+from asyncpress.ops.cors import Cors
+from asyncpress.ops.request_id import RequestIdMiddleware
 from tests.support import contract
 from tests.support.app import make_settings, wired
+from tests.support.http import preflight
 
 
 class TestCors:
     async def test_preflight_from_a_browser_front_end(self, client: httpx.AsyncClient) -> None:
-        response = await client.options(
-            "/api/articles",
-            headers={
-                "Origin": "http://localhost:4200",
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization,content-type",
-            },
-        )
+        response = await preflight(client, "/api/articles", "POST", "authorization,content-type")
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == "*"
         allowed = response.headers["access-control-allow-headers"].lower()
@@ -53,6 +49,61 @@ class TestCors:
     async def test_simple_request_gets_the_header(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/api/tags", headers={"Origin": "https://app.example"})
         assert response.headers["access-control-allow-origin"] == "*"
+        assert response.headers["access-control-expose-headers"] == "X-Request-ID"
+        assert response.headers["vary"] == "Origin"
+
+    async def test_every_response_varies_by_origin(self, client: httpx.AsyncClient) -> None:
+        # Without an Origin there is no CORS header, but a shared cache must
+        # still not give this answer to a browser that sends one.
+        response = await client.get("/api/tags")
+        assert "access-control-allow-origin" not in response.headers
+        assert response.headers["vary"] == "Origin"
+
+    async def test_a_refused_preflight_says_why_in_the_envelope(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await preflight(client, "/api/articles", "PATCH", "authorization, x-secret")
+        assert response.status_code == 400
+        errors = response.json()["errors"]
+        assert set(errors) == {"method", "headers"}
+        assert errors["headers"] == ["x-secret may not be sent"]
+        assert response.headers["x-request-id"]
+
+    async def test_a_preflight_is_answered_before_routing(self, client: httpx.AsyncClient) -> None:
+        # No route answers OPTIONS on this path; the preflight is not routed.
+        response = await preflight(client, "/api/profiles/someone/follow", "DELETE")
+        assert response.status_code == 200
+        assert "DELETE" in response.headers["access-control-allow-methods"]
+        assert response.headers["access-control-max-age"] == "600"
+        assert response.content == b""
+
+    async def test_an_options_request_without_a_method_to_ask_is_routed(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.options("/api/tags", headers={"Origin": "https://app.example"})
+        assert response.status_code == 405
+        assert response.headers["access-control-allow-origin"] == "*"
+
+    async def test_listed_origins_are_named_and_others_get_nothing(self) -> None:
+        async def hello(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"hi"})
+
+        cors = Cors(["https://app.example"], methods=["GET"], headers=[], expose=[], max_age_s=60)
+        layer = RequestIdMiddleware(hello, cors=cors)
+        transport = httpx.ASGITransport(app=layer)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+            listed = await api.get("/", headers={"Origin": "https://app.example"})
+            other = await api.get("/", headers={"Origin": "https://evil.example"})
+            refused = await preflight(api, "/", "GET", origin="https://evil.example")
+        assert listed.headers["access-control-allow-origin"] == "https://app.example"
+        assert "access-control-expose-headers" not in listed.headers
+        assert "access-control-allow-origin" not in other.headers
+        assert other.text == "hi"  # the browser, not the server, withholds it
+        assert refused.status_code == 400
+        assert refused.json() == {
+            "errors": {"origin": ["https://evil.example may not call this API"]}
+        }
 
 
 class TestErrors:

@@ -9,7 +9,7 @@ import pytest
 from servers.postgres import free_port
 
 from tests.support import contract, live
-from tests.support.http import TLS
+from tests.support.http import TLS, preflight
 from tests.support.live import Served
 
 
@@ -17,15 +17,8 @@ async def test_front_end_journey(server: str) -> None:
     async with httpx.AsyncClient(
         base_url=f"{server}/api", event_hooks={"response": [contract.hook]}, verify=TLS, timeout=10
     ) as api:
-        preflight = await api.options(
-            "/users",
-            headers={
-                "Origin": "http://localhost:4200",
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type",
-            },
-        )
-        assert preflight.headers["access-control-allow-origin"] == "http://localhost:4200"
+        asked = await preflight(api, "/users", "POST", "content-type")
+        assert asked.headers["access-control-allow-origin"] == "http://localhost:4200"
 
         jake = {"username": "jake", "email": "jake@jake.jake", "password": "jakejake"}
         assert (await api.post("/users", json={"user": jake})).status_code == 201

@@ -11,3 +11,17 @@ from __future__ import annotations
 import httpx
 
 TLS = httpx.create_ssl_context()
+
+
+async def preflight(
+    client: httpx.AsyncClient,
+    path: str,
+    method: str,
+    headers: str | None = None,
+    origin: str = "http://localhost:4200",
+) -> httpx.Response:
+    """What a browser sends before a cross-origin ``method`` with ``headers`` on ``path``."""
+    asked = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers is not None:
+        asked["Access-Control-Request-Headers"] = headers
+    return await client.options(path, headers=asked)

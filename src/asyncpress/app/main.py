@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from asyncpress import __version__
 from asyncpress.app.openapi import install_openapi
@@ -21,6 +20,7 @@ from asyncpress.core.tracing import Tracing, provider_from_environment
 from asyncpress.events.guard import StreamGuardMiddleware
 from asyncpress.events.router import router as events_router
 from asyncpress.notifications.router import router as notifications_router
+from asyncpress.ops.cors import Cors
 from asyncpress.ops.deadline import DeadlineMiddleware
 from asyncpress.ops.gate import RequestGateMiddleware
 from asyncpress.ops.request_id import RequestIdMiddleware
@@ -73,17 +73,16 @@ def _install_middleware(app: FastAPI, settings: Settings, tracing: Tracing) -> N
         default=settings.max_body_bytes,
         by_path={"/api/articles/import": settings.max_import_body_bytes},
     )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Requested-With", "X-Request-ID"],
-        expose_headers=["X-Request-ID"],
-        max_age=600,
+    cors = Cors(
+        settings.cors_origins,
+        methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        headers=["Authorization", "Content-Type", "X-Requested-With", "X-Request-ID"],
+        expose=["X-Request-ID"],
+        max_age_s=600,
     )
-    # Outermost: every response, a CORS preflight's too, carries its id and
-    # Server-Timing.
-    app.add_middleware(RequestIdMiddleware, on_id=tracing.request_id_tagger())
+    # Outermost: every response, a CORS preflight's too, carries its id,
+    # Server-Timing and what CORS says.
+    app.add_middleware(RequestIdMiddleware, on_id=tracing.request_id_tagger(), cors=cors)
 
 
 def create_app(settings: Settings | None = None, tracing: Tracing | None = None) -> FastAPI:

@@ -1,9 +1,11 @@
-"""A request id for every HTTP request, its timing, and one access line (pure ASGI).
+"""A request id for every HTTP request, its timing, CORS, and one access line (pure ASGI).
 
 ``Server-Timing: app;dur=<ms>`` on every response: the time from the
 request's arrival to the start of its response, measured in the server,
 where a client's own scheduling and network cannot blur it. One layer does
-all three, since each wraps the same ``send``.
+all four, since each reads the same request headers or edits the same
+response headers; the CORS policy is ``ops.cors``'s, and a preflight is
+answered here, before routing.
 
 An error nothing else handled is answered here (500 in the API's envelope)
 and logged once, with its traceback and the request's id.
@@ -28,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asyncpress.core.errors import StreamEnded, error_response
 from asyncpress.core.logs import REQUEST_ID
+from asyncpress.ops.cors import VARY, Cors
 from asyncpress.ops.metrics import observe_request
 
 access = logging.getLogger("asyncpress.access")
@@ -38,11 +41,17 @@ HEADER = b"x-request-id"
 _ACCEPTED = re.compile(r"[A-Za-z0-9._:@/+=-]{1,64}")
 
 
-def _given(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == HEADER:
-            text = value.decode("latin-1")
-            return text if _ACCEPTED.fullmatch(text) else None
+def _given(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    text = value.decode("latin-1")
+    return text if _ACCEPTED.fullmatch(text) else None
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return str(value.decode("latin-1"))
     return None
 
 
@@ -57,17 +66,36 @@ def route_template(scope: Scope) -> str | None:
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp, on_id: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, on_id: Callable[[str], None] | None = None, cors: Cors | None = None
+    ) -> None:
         self.app = app
         # Given the id of each request (tracing puts it on the request's span).
         self.on_id = on_id
+        self.cors = cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        given = origin = None
+        # One pass over the request's headers for both.
+        for name, value in scope["headers"]:
+            if name == HEADER:
+                given = value
+            elif name == b"origin":
+                origin = value.decode("latin-1")
         # 128 random bits in hex, as uuid4().hex but without building a UUID.
-        request_id = _given(scope) or os.urandom(16).hex()
+        request_id = _given(given) or os.urandom(16).hex()
+        cors = self.cors
+        extra: list[tuple[bytes, bytes]] = [] if cors is None else cors.response_headers(origin)
+        app = self.app
+        if cors is not None and origin is not None and scope["method"] == "OPTIONS":
+            method = _header(scope, b"access-control-request-method")
+            if method is not None:
+                requested = _header(scope, b"access-control-request-headers")
+                app = cors.preflight(origin, method, requested)
+                extra = [VARY]
         token = REQUEST_ID.set(request_id)
         if self.on_id is not None:
             self.on_id(request_id)
@@ -83,11 +111,12 @@ class RequestIdMiddleware:
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((HEADER, request_id.encode()))
                 headers.append((b"server-timing", f"app;dur={elapsed_ms:.2f}".encode()))
+                headers.extend(extra)
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await app(scope, receive, send_with_id)
         except Exception as exc:
             # Logged here, once, with its traceback and the request's id; not
             # re-raised, or the server would log it a second time.
