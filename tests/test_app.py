@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import threading
 import time
@@ -16,6 +17,7 @@ from anyio.to_thread import run_sync
 from asgi_lifespan import LifespanManager
 from blockbuster import BlockingError
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from servers.mariadb import MariaDBServer
 from servers.postgres import PostgresServer
 from sqlalchemy import text
@@ -146,6 +148,39 @@ def test_routes_are_matched_from_one_flat_list() -> None:
     assert "/api/articles/{slug}/comments/{id}" in served
     # The feed is matched before an article whose slug would be "feed".
     assert served.index("/api/articles/feed") < served.index("/api/articles/{slug}")
+
+
+def test_no_route_is_hidden_behind_an_earlier_one() -> None:
+    """Routes are tried in order; the first that takes a request's path and method serves it.
+
+    Every route's own path (its parameters filled in) must reach that route,
+    whatever order the routes are served in (``app.main.HOT_READS``).
+    """
+    app = create_app(make_settings("sqlite+aiosqlite:///unused.db"))
+    routes = [r for r in app.router.routes if isinstance(r, APIRoute | APIWebSocketRoute)]
+    hidden = []
+    for j, later in enumerate(routes):
+        sample = re.sub(r"\{[^}]+\}", "x1", later.path)
+        for earlier in routes[:j]:
+            # A WebSocket route has no methods: it takes only WebSocket scopes.
+            kinds = (getattr(earlier, "methods", None), getattr(later, "methods", None))
+            same_method = (kinds[0] is None) == (kinds[1] is None) and (
+                kinds[0] is None or bool(set(kinds[0]) & set(kinds[1] or ()))
+            )
+            if same_method and earlier.path_regex.match(sample):
+                hidden.append((later.path, earlier.path))
+    assert not hidden
+
+
+def test_the_reads_a_front_end_sends_most_are_matched_first() -> None:
+    # FastAPI tries the routes one after another, about a microsecond each.
+    app = create_app(make_settings("sqlite+aiosqlite:///unused.db"))
+    tried = [
+        (sorted(getattr(r, "methods", None) or []), getattr(r, "path", ""))
+        for r in app.router.routes
+    ]
+    for path in ("/api/articles/{slug}", "/api/tags", "/api/profiles/{username}"):
+        assert tried.index((["GET"], path)) < 8, tried[:8]
 
 
 @pytest.fixture
