@@ -14,6 +14,7 @@ from sqlalchemy import text
 from asyncpress.core.config import Settings
 from asyncpress.core.uow import Database
 from asyncpress.core.web import provided
+from asyncpress.ops.deadline import settled
 from tests.support.app import make_settings, wired
 
 # SQLite and PostgreSQL only: deadlines and body limits act before the database.
@@ -67,6 +68,28 @@ class TestDeadline:
 
     async def test_fast_requests_are_untouched(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/api/tags")).status_code == 200
+
+
+async def test_waiting_for_the_work_never_cancels_it() -> None:
+    """The deadline's wait ends at the work's end or its time, and leaves the work alone."""
+    release = asyncio.Event()
+
+    async def slow() -> None:
+        await release.wait()
+
+    work = asyncio.ensure_future(slow())
+    await settled(work, 0.01)  # time is up first
+    assert not work.done()
+    waiting = asyncio.ensure_future(settled(work, 60))
+    await asyncio.sleep(0)
+    waiting.cancel()  # the client went away while waiting
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not work.done()
+    release.set()
+    await settled(work, 60)  # the work's end is first
+    assert work.done()
+    assert work.result() is None
 
 
 class TestBodyLimit:
