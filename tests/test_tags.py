@@ -44,6 +44,41 @@ async def _uses_against_links(app: FastAPI) -> tuple[dict[str, int], dict[str, i
     return kept, counted
 
 
+@pytest.mark.postgres_only
+async def test_a_delete_chosen_as_a_deadlock_victim_runs_again(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """A delete waits for a tag's row while holding its article's, which the
+    other transaction then waits for: PostgreSQL rolls the delete back (it
+    waited first), and the delete runs again instead of answering 503."""
+    alice = await register(client)
+    article = await create_article(client, alice, tagList=["held"])
+    db = wired(app, Database)
+    async with db.engine.connect() as other, db.engine.connect() as watcher:
+        await other.execute(text("SELECT 1 FROM tags WHERE name = 'held' FOR UPDATE"))
+        deleting = asyncio.create_task(
+            client.delete(f"/api/articles/{article['slug']}", headers=alice.headers)
+        )
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tags%'"
+        )
+        async with asyncio.timeout(10):
+            while not (await watcher.execute(waiting)).scalar_one():
+                await watcher.rollback()  # a fresh snapshot of the activity view
+                await asyncio.sleep(0.02)
+        # Wait for the article the delete holds: a cycle the database breaks.
+        await other.execute(
+            text("UPDATE articles SET title = title WHERE slug = :slug"), {"slug": article["slug"]}
+        )
+        await other.rollback()
+        response = await deleting
+    assert response.status_code == 204, response.text
+    assert (await client.get(f"/api/articles/{article['slug']}")).status_code == 404
+    kept, counted = await _uses_against_links(app)
+    assert kept == counted
+
+
 class TestUseCounts:
     async def test_every_write_keeps_the_counts_equal_to_the_links(
         self, client: httpx.AsyncClient, app: FastAPI

@@ -21,7 +21,13 @@ from asyncpress.articles import (
 from asyncpress.articles.models import Article
 from asyncpress.articles.repository import ArticleRecord, Filters
 from asyncpress.articles.schemas import ArticleOut, ArticleResponse, ArticleUpdate, NewArticle
-from asyncpress.articles.slugs import first_free, retrying_slug, slugify, write_retrying_slug
+from asyncpress.articles.slugs import (
+    first_free,
+    retrying_slug,
+    slugify,
+    write_again_if_victim,
+    write_retrying_slug,
+)
 from asyncpress.core import cache_keys
 from asyncpress.core.cache import Cache
 from asyncpress.core.config import Settings
@@ -229,16 +235,18 @@ class Articles:
         return await write_retrying_slug(self.db, write)
 
     async def delete(self, user_id: int, slug: str) -> None:
-        async with self.db.write() as uow:
-            article = await _owned(uow, slug, user_id)
-            last_state = await repository.record_by_slug(uow.session, article.slug, None)
-            assert last_state is not None
-            # Comments and favorites go with it (ON DELETE CASCADE); tag links
-            # are removed first, so that their tags' use counts go down.
-            await repository.delete_article(uow.session, article.id)
-            uow.retire(cache_keys.article(article.slug), cache_keys.TAGS, cache_keys.ARTICLE_COUNTS)
-            await events.deleted(uow, last_state)
-            await uow.commit()
+        await write_again_if_victim(self.db, lambda uow: self._delete(uow, user_id, slug))
+
+    async def _delete(self, uow: UnitOfWork, user_id: int, slug: str) -> None:
+        article = await _owned(uow, slug, user_id)
+        last_state = await repository.record_by_slug(uow.session, article.slug, None)
+        assert last_state is not None
+        # Comments and favorites go with it (ON DELETE CASCADE); tag links
+        # are removed first, so that their tags' use counts go down.
+        await repository.delete_article(uow.session, article.id)
+        uow.retire(cache_keys.article(article.slug), cache_keys.TAGS, cache_keys.ARTICLE_COUNTS)
+        await events.deleted(uow, last_state)
+        await uow.commit()
 
     async def set_favorite(self, user_id: int, slug: str, *, favorite: bool) -> ArticleRecord:
         """Favorite or unfavorite; doing it twice is the same as doing it once.

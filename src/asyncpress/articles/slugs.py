@@ -10,6 +10,8 @@ title never contend for the same next number.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -78,18 +80,27 @@ def slug_taken(exc: BaseException) -> bool:
     )
 
 
+# Runs of a write the database chose as a deadlock victim, the first included.
+VICTIM_ATTEMPTS = 3
+# The most a victim waits before it runs again (times the runs it lost), so
+# that the writers it met do not meet again in the same order.
+VICTIM_PAUSE_S = 0.02
+
+
 async def retrying_slug(attempt: Callable[[bool], Awaitable[T]]) -> T:
     """Run ``attempt`` (a whole unit of work), again if its slug was taken.
 
     ``attempt`` is told whether its last pick was lost to a concurrent
     writer. A transaction the database chose as a deadlock victim is run
-    again once: these writes upsert tags by their unique name, where
-    InnoDB's duplicate-key checks take next-key locks that two creates with
-    overlapping new tags can hold against each other (the victim's whole
-    transaction is rolled back, so running it again is safe).
+    again, up to ``VICTIM_ATTEMPTS`` runs in all, after a short random
+    pause: writers of the same tags can meet in a cycle of waits the
+    database breaks by rolling one back whole (InnoDB's next-key locks on
+    tag names; on PostgreSQL, the queue of waiters on a hot tag's row,
+    which the one-statement create's own foreign-key check can join), so
+    running it again is safe. Then the client gets 503 with Retry-After.
     """
     lost = 0
-    victim_again = True
+    victims = 0
     while True:
         try:
             return await attempt(lost > 0)
@@ -98,8 +109,10 @@ async def retrying_slug(attempt: Callable[[bool], Awaitable[T]]) -> T:
                 lost += 1
                 if lost == SLUG_ATTEMPTS:
                     raise
-            elif victim_again and deadlocked(exc):
-                victim_again = False
+            elif deadlocked(exc) and victims + 1 < VICTIM_ATTEMPTS:
+                victims += 1
+                # Not a secret: only spreads the runs out.
+                await asyncio.sleep(random.random() * VICTIM_PAUSE_S * victims)  # noqa: S311
             else:
                 raise
 
@@ -112,3 +125,8 @@ async def write_retrying_slug(db: Database, write: Callable[[UnitOfWork, bool], 
             return await write(uow, contended)
 
     return await retrying_slug(attempt)
+
+
+async def write_again_if_victim(db: Database, write: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """A unit of work that picks no slug, run again if it was a deadlock's victim."""
+    return await write_retrying_slug(db, lambda uow, _contended: write(uow))
