@@ -344,15 +344,17 @@ async def records(
     return [_record(row, True) for row in (await session.execute(stmt)).mappings().all()]
 
 
+_CURRENT_SLUG = Prepared(
+    select(Article.slug)
+    .join(RetiredSlug, RetiredSlug.article_id == Article.id)
+    .where(RetiredSlug.slug == bindparam("slug", type_=String))
+)
+
+
 async def current_slug(reader: Reader, slug: str) -> str | None:
     """The slug now in use by the article that once had ``slug``, if any."""
-    stmt = (
-        select(Article.slug)
-        .join(RetiredSlug, RetiredSlug.article_id == Article.id)
-        .where(RetiredSlug.slug == slug)
-    )
-    found: str | None = (await reader.execute(stmt)).scalar_one_or_none()
-    return found
+    rows = await _CURRENT_SLUG.rows(reader, {"slug": slug})
+    return str(rows[0]["slug"]) if rows else None
 
 
 async def retire_slug(session: AsyncSession, article_id: int, slug: str) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from asyncpress.core.db.engine import begin_write
+from asyncpress.fast.reads import DirectReader, ReadPool
 from asyncpress.fast.rows import Prepared
 
 
@@ -153,22 +154,38 @@ class Database:
         engine: AsyncEngine,
         sessionmaker: async_sessionmaker[AsyncSession],
         after_commit: AfterCommit,
+        reads: ReadPool | None = None,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self._after_commit = after_commit
+        self.reads = reads
 
     def session(self) -> AsyncSession:
         """A session for reads (``async with db.session() as session``)."""
         return self.sessionmaker()
 
-    def reading(self) -> AsyncConnection:
+    async def close(self) -> None:
+        """Close every connection: the read pool's, then the engine's."""
+        if self.reads is not None:
+            await self.reads.close()
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection | DirectReader]:
         """A connection for reads that need no ORM (``async with db.reading() as reader``).
 
         What a session adds (its transaction's bookkeeping, identity map,
-        autobegin) costs more CPU than a one-row read itself.
+        autobegin) costs more CPU than a one-row read itself. On PostgreSQL
+        it is a connection of the read pool (``fast.reads``), which only
+        ``Prepared`` statements use.
         """
-        return self.engine.connect()
+        if self.reads is None:
+            async with self.engine.connect() as connection:
+                yield connection
+            return
+        async with self.reads.connection() as raw:
+            yield DirectReader(raw, self.engine.sync_engine)
 
     @asynccontextmanager
     async def write_at_once(self) -> AsyncIterator[OneStatement]:

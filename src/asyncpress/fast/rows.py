@@ -10,6 +10,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.util import immutabledict
 
+from asyncpress.fast.reads import DirectReader
+
 
 class Prepared:
     """A statement built once, with bound parameters, for the hot paths.
@@ -53,8 +55,10 @@ class Prepared:
         return self._compiled
 
     async def rows(
-        self, reader: AsyncSession | AsyncConnection, params: dict[str, Any]
+        self, reader: AsyncSession | AsyncConnection | DirectReader, params: dict[str, Any]
     ) -> Sequence[Any]:
+        if isinstance(reader, DirectReader):
+            return await self._on_read_pool(reader, params)
         if isinstance(reader, AsyncConnection):
             dialect: Dialect | None = reader.dialect
         else:
@@ -111,6 +115,23 @@ class Prepared:
         finally:
             # On failure too: a listener's span must end.
             sync.dispatch.after_cursor_execute(sync, None, sql, args, context, False)
+        return records
+
+    async def _on_read_pool(self, reader: DirectReader, params: dict[str, Any]) -> Sequence[Any]:
+        """A read on a connection of the read pool (``fast.reads``), outside any transaction."""
+        if self.writes:
+            raise RuntimeError("the read pool's connections are for reads")
+        engine = reader.engine
+        sql, names, fixed = self._postgresql(engine.dialect)
+        args = tuple(params[name] if name in params else fixed[name] for name in names)
+        # The engine itself stands for the connection listeners are given:
+        # ours read only the statement and the context, tracing the engine's URL.
+        context = DirectContext()
+        engine.dispatch.before_cursor_execute(engine, None, sql, args, context, False)
+        try:
+            records: list[Any] = await reader.connection.fetch(sql, *args)
+        finally:
+            engine.dispatch.after_cursor_execute(engine, None, sql, args, context, False)
         return records
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 
 from asyncpress.core.config import Settings
 from asyncpress.fast.pool import FairAsyncPool
+from asyncpress.fast.reads import DirectReader, ReadPool
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -96,6 +97,26 @@ def _install_mysql_hooks(engine: AsyncEngine, statement_timeout_ms: int) -> None
             cursor.close()
 
 
+def postgresql_connect_args(settings: Settings) -> dict[str, Any]:
+    """What every PostgreSQL connection is opened with, beyond the URL's parts."""
+    server_settings = {"application_name": "asyncpress"}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    return {"server_settings": server_settings}
+
+
+def read_pool(settings: Settings, engine: AsyncEngine) -> ReadPool | None:
+    """The pool of driver-direct reads (``fast.reads``): PostgreSQL only."""
+    if engine.dialect.name != "postgresql" or not settings.db_read_pool_size:
+        return None
+    return ReadPool(
+        engine,
+        postgresql_connect_args(settings),
+        size=settings.db_read_pool_size,
+        patience_s=settings.db_pool_timeout_s,
+    )
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     connect_args: dict[str, Any]
     options: dict[str, Any] = {}
@@ -115,10 +136,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "pool_recycle": 3600,
         }
     else:
-        server_settings = {"application_name": "asyncpress"}
-        if settings.db_statement_timeout_ms:
-            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-        connect_args = {"server_settings": server_settings}
+        connect_args = postgresql_connect_args(settings)
     engine = create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
@@ -176,7 +194,7 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
 
 # What a read runs on: a unit of work's session, or a connection of its own
 # (``Database.reading``) when it needs no ORM.
-Reader = AsyncSession | AsyncConnection
+Reader = AsyncSession | AsyncConnection | DirectReader
 
 
 def family(dialect_name: str) -> str:
@@ -186,6 +204,8 @@ def family(dialect_name: str) -> str:
 
 def dialect_of(reader: Reader) -> str:
     """``postgresql``, ``sqlite`` or ``mysql``: the SQL the reader's engine speaks."""
+    if isinstance(reader, DirectReader):
+        return "postgresql"
     if isinstance(reader, AsyncConnection):
         return family(reader.dialect.name)
     bind = reader.bind

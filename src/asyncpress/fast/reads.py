@@ -1,0 +1,102 @@
+"""Connections of their own for driver-direct reads on PostgreSQL (see README.md beside this file).
+
+A one-row read checked its connection out of SQLAlchemy's pool through an
+``AsyncConnection``: a greenlet to check it out, another to return it, and
+the ``Connection`` object around it, about 50 µs of the loop's CPU per read
+at 64 requests in flight (docs/benchmarks.md, sixth round), more than the
+read itself. These reads need nothing of that: they run one statement that
+writes nothing, outside any transaction. :class:`ReadPool` hands them
+asyncpg connections from asyncpg's own pool instead:
+
+- **First come, first served.** asyncpg's pool lets a newcomer take a
+  connection a woken waiter was about to take (an ``asyncio.Queue``), the
+  tail ``FairAsyncPool`` removed from the other pool. A FIFO semaphore of
+  the pool's size is taken first, so the pool always has a connection free
+  for whoever holds a slot.
+- **Nothing to reset.** asyncpg resets a returned connection with four
+  statements in one round trip (advisory locks, cursors, LISTEN, session
+  settings). A read takes none of those, so a connection goes back as it is.
+- **Bounded waiting.** A slot not granted within the pool timeout raises
+  SQLAlchemy's own pool ``TimeoutError``: answered 503 like the other pool's.
+- Connections the server closed are replaced by asyncpg on checkout; a
+  failed connect raises the driver's error (503, ``core.db_faults``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+async def _as_it_is(_connection: asyncpg.Connection) -> None:
+    """A returned connection needs no reset: reads change nothing in the session."""
+
+
+class ReadPool:
+    def __init__(
+        self, engine: AsyncEngine, connect_args: dict[str, Any], size: int, patience_s: float
+    ) -> None:
+        # What the engine connects with: the same server, credentials and TLS
+        # (from its URL), and the same session settings (``connect_args``:
+        # the statement timeout, the application name).
+        _, self._connect = engine.dialect.create_connect_args(engine.url)
+        self._connect.update(connect_args)
+        self.size = size
+        self.patience_s = patience_s
+        self._slots = asyncio.Semaphore(size)
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def _opened(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                # min_size=0: connections are opened as reads need them, so
+                # a process starts while the database is down.
+                self._pool = await asyncpg.create_pool(
+                    min_size=0, max_size=self.size, reset=_as_it_is, **self._connect
+                )
+        return self._pool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with asyncio.timeout(self.patience_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise sa_exc.TimeoutError(
+                f"no connection for a read within {self.patience_s:g} s"
+            ) from None
+        try:
+            pool = self._pool or await self._opened()
+            async with pool.acquire() as connection:
+                yield connection
+        finally:
+            self._slots.release()
+
+    @property
+    def in_use(self) -> int:
+        return self.size - self._slots._value
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+class DirectReader:
+    """What a repository reads from on PostgreSQL when it needs no session (``Database.reading``).
+
+    ``Prepared.rows`` sends its statement to ``connection``; ``engine`` is
+    the engine whose ``before_cursor_execute`` listeners see it.
+    """
+
+    __slots__ = ("connection", "engine")
+
+    def __init__(self, connection: Any, engine: Any) -> None:
+        self.connection = connection
+        self.engine = engine
