@@ -8,12 +8,14 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from asyncpress.articles import repository as articles
 from asyncpress.articles.models import Article
 from asyncpress.core.db.bulk import table_of
 from asyncpress.core.uow import Database, FollowUps
 from asyncpress.events import journal
+from asyncpress.fast.direct import DirectConnection
 from asyncpress.fast.rows import Prepared
 from asyncpress.tags.models import Tag
 from asyncpress.users.models import User
@@ -197,6 +199,7 @@ async def test_one_statement_commits_as_it_ends_and_follows_up_on_commit(
     on the same connection; its follow-ups wait for ``commit``."""
     db, after = recorded
     async with db.write_at_once() as work:
+        assert isinstance(work.connection, AsyncConnection)  # no direct pool (``recorded``)
         await work.connection.execute(select(Tag.id).limit(1))  # SQLAlchemy begins here
         assert work.connection.in_transaction()
         work.retire("tags")
@@ -205,6 +208,29 @@ async def test_one_statement_commits_as_it_ends_and_follows_up_on_commit(
         assert after.runs == []
         await work.commit()
     assert after.runs == [FollowUps(retire={"tags"})]
+
+
+@pytest.mark.postgres_only
+async def test_one_statement_on_the_direct_pool_commits_and_follows_up(
+    app: FastAPI, backend: str
+) -> None:
+    db = wired(app, Database)
+    after = Recorded()
+    pooled = Database(db.engine, db.sessionmaker, after, db.direct)
+    assert pooled.direct is not None
+    async with pooled.write_at_once() as work:
+        assert isinstance(work.connection, DirectConnection)
+        work.retire("tags")
+        assert (await work.send(_ALONE, {"name": "pooled", "uses": 0}))[0]["id"] > 0
+        assert await _tag_exists(db, "pooled")  # committed as it ended
+        assert after.runs == []
+        await work.commit()
+    assert after.runs == [FollowUps(retire={"tags"})]
+    assert pooled.direct.in_use == 0
+    with pytest.raises(RuntimeError, match="commits alone"):
+        async with pooled.reading() as reader:
+            await _ALONE.rows(reader, {"name": "never", "uses": 0})
+    assert not await _tag_exists(db, "never")
 
 
 @pytest.mark.postgres_only

@@ -17,7 +17,7 @@ from asyncpress.articles.service import Articles
 from asyncpress.comments.service import Comments
 from asyncpress.core.cache import Cache, backend_for
 from asyncpress.core.config import Settings
-from asyncpress.core.db.engine import create_engine, create_sessionmaker, read_pool
+from asyncpress.core.db.engine import create_engine, create_sessionmaker, direct_pool
 from asyncpress.core.ratelimit import RateLimits
 from asyncpress.core.security import Passwords, Tokens
 from asyncpress.core.tracing import Tracing
@@ -91,7 +91,7 @@ async def running_services(settings: Settings, tracing: Tracing) -> AsyncIterato
     tracing.http_client(http)
     previews = Previews(sessionmaker, fetcher, settings.preview_max_age_s)
     after_commit = AfterCommit(cache, hub, outbox, previews)
-    db = Database(engine, sessionmaker, after_commit, read_pool(settings, engine))
+    db = Database(engine, sessionmaker, after_commit, direct_pool(settings, engine))
     tokens = Tokens(settings.jwt_secret, settings.jwt_ttl_s)
     metrics = Metrics(db, outbox, hub, cache)
     wiring = Wiring(

@@ -45,9 +45,9 @@ class Settings(BaseSettings):
 
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
-    # PostgreSQL: connections of the one-statement reads (fast.reads); 0
+    # PostgreSQL: connections of the one-statement reads (fast.direct); 0
     # sends them through the pool above.
-    db_read_pool_size: int = Field(default=10, ge=0)
+    db_direct_pool_size: int = Field(default=10, ge=0)
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     db_echo: bool = False

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from asyncpress.core.db.engine import begin_write
-from asyncpress.fast.reads import DirectReader, ReadPool
+from asyncpress.fast.direct import DirectConnection, DirectPool
 from asyncpress.fast.rows import Prepared
 
 
@@ -119,7 +119,7 @@ class OneStatement(_Declares):
 
     __slots__ = ("connection", "done", "sent")
 
-    def __init__(self, connection: AsyncConnection, after: AfterCommit) -> None:
+    def __init__(self, connection: AsyncConnection | DirectConnection, after: AfterCommit) -> None:
         super().__init__(after)
         self.connection = connection
         self.sent = False  # the write committed
@@ -134,7 +134,7 @@ class OneStatement(_Declares):
         """
         if self.sent:
             raise RuntimeError("one statement per unit of work")
-        if self.connection.in_transaction():
+        if isinstance(self.connection, AsyncConnection) and self.connection.in_transaction():
             await self.connection.rollback()
         rows = await statement.commits_alone(self.connection, params)
         self.sent = True
@@ -154,38 +154,34 @@ class Database:
         engine: AsyncEngine,
         sessionmaker: async_sessionmaker[AsyncSession],
         after_commit: AfterCommit,
-        reads: ReadPool | None = None,
+        direct: DirectPool | None = None,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self._after_commit = after_commit
-        self.reads = reads
+        self.direct = direct
 
     def session(self) -> AsyncSession:
         """A session for reads (``async with db.session() as session``)."""
         return self.sessionmaker()
 
     async def close(self) -> None:
-        """Close every connection: the read pool's, then the engine's."""
-        if self.reads is not None:
-            await self.reads.close()
+        """Close every connection: the direct pool's, then the engine's."""
+        if self.direct is not None:
+            await self.direct.close()
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncConnection | DirectReader]:
+    async def reading(self) -> AsyncIterator[AsyncConnection | DirectConnection]:
         """A connection for reads that need no ORM (``async with db.reading() as reader``).
 
         What a session adds (its transaction's bookkeeping, identity map,
         autobegin) costs more CPU than a one-row read itself. On PostgreSQL
-        it is a connection of the read pool (``fast.reads``), which only
+        it is a connection of the direct pool (``fast.direct``), which only
         ``Prepared`` statements use.
         """
-        if self.reads is None:
-            async with self.engine.connect() as connection:
-                yield connection
-            return
-        async with self.reads.connection() as raw:
-            yield DirectReader(raw, self.engine.sync_engine)
+        async with self._one_statement_connection() as connection:
+            yield connection
 
     @asynccontextmanager
     async def write_at_once(self) -> AsyncIterator[OneStatement]:
@@ -198,13 +194,22 @@ class Database:
         whatever the block did next, and its readers must not be served
         what it replaced.
         """
-        async with self.engine.connect() as connection:
+        async with self._one_statement_connection() as connection:
             work = OneStatement(connection, self._after_commit)
             try:
                 yield work
             finally:
                 if work.sent and not work.done:
                     await work.commit()
+
+    @asynccontextmanager
+    async def _one_statement_connection(self) -> AsyncIterator[AsyncConnection | DirectConnection]:
+        if self.direct is None:
+            async with self.engine.connect() as connection:
+                yield connection
+            return
+        async with self.direct.connection() as raw:
+            yield DirectConnection(raw, self.engine.sync_engine)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[UnitOfWork]:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.util import immutabledict
 
-from asyncpress.fast.reads import DirectReader
+from asyncpress.fast.direct import DirectConnection
 
 
 class Prepared:
@@ -55,10 +55,12 @@ class Prepared:
         return self._compiled
 
     async def rows(
-        self, reader: AsyncSession | AsyncConnection | DirectReader, params: dict[str, Any]
+        self, reader: AsyncSession | AsyncConnection | DirectConnection, params: dict[str, Any]
     ) -> Sequence[Any]:
-        if isinstance(reader, DirectReader):
-            return await self._on_read_pool(reader, params)
+        if isinstance(reader, DirectConnection):
+            if self.writes:
+                raise RuntimeError("a write on a pooled connection commits alone (commits_alone)")
+            return await self._on_pool(reader, params)
         if isinstance(reader, AsyncConnection):
             dialect: Dialect | None = reader.dialect
         else:
@@ -72,13 +74,16 @@ class Prepared:
         return await self._direct(connection, params, begin=self.writes)
 
     async def commits_alone(
-        self, connection: AsyncConnection, params: dict[str, Any]
+        self, connection: AsyncConnection | DirectConnection, params: dict[str, Any]
     ) -> Sequence[Any]:
         """Run a write outside any transaction block, as a transaction of its own (PostgreSQL).
 
         The statement commits as it ends: one round trip, and its row locks
-        held only while it runs. ``connection`` must not be in a transaction.
+        held only while it runs. ``connection`` must not be in a transaction
+        (a ``DirectConnection``'s never is).
         """
+        if isinstance(connection, DirectConnection):
+            return await self._on_pool(connection, params)
         assert connection.dialect.name == "postgresql", "other databases write in a transaction"
         return await self._direct(connection, params, begin=False, alone=True)
 
@@ -117,10 +122,9 @@ class Prepared:
             sync.dispatch.after_cursor_execute(sync, None, sql, args, context, False)
         return records
 
-    async def _on_read_pool(self, reader: DirectReader, params: dict[str, Any]) -> Sequence[Any]:
-        """A read on a connection of the read pool (``fast.reads``), outside any transaction."""
-        if self.writes:
-            raise RuntimeError("the read pool's connections are for reads")
+    async def _on_pool(self, reader: DirectConnection, params: dict[str, Any]) -> Sequence[Any]:
+        """The statement on a connection of the direct pool (``fast.direct``), outside any
+        transaction: a read, or a write that commits as it ends."""
         engine = reader.engine
         sql, names, fixed = self._postgresql(engine.dialect)
         args = tuple(params[name] if name in params else fixed[name] for name in names)

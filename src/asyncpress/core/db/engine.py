@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from asyncpress.core.config import Settings
+from asyncpress.fast.direct import DirectConnection, DirectPool
 from asyncpress.fast.pool import FairAsyncPool
-from asyncpress.fast.reads import DirectReader, ReadPool
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -105,14 +105,14 @@ def postgresql_connect_args(settings: Settings) -> dict[str, Any]:
     return {"server_settings": server_settings}
 
 
-def read_pool(settings: Settings, engine: AsyncEngine) -> ReadPool | None:
-    """The pool of driver-direct reads (``fast.reads``): PostgreSQL only."""
-    if engine.dialect.name != "postgresql" or not settings.db_read_pool_size:
+def direct_pool(settings: Settings, engine: AsyncEngine) -> DirectPool | None:
+    """The pool of one-statement reads and writes (``fast.direct``): PostgreSQL only."""
+    if engine.dialect.name != "postgresql" or not settings.db_direct_pool_size:
         return None
-    return ReadPool(
+    return DirectPool(
         engine,
         postgresql_connect_args(settings),
-        size=settings.db_read_pool_size,
+        size=settings.db_direct_pool_size,
         patience_s=settings.db_pool_timeout_s,
     )
 
@@ -194,7 +194,7 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
 
 # What a read runs on: a unit of work's session, or a connection of its own
 # (``Database.reading``) when it needs no ORM.
-Reader = AsyncSession | AsyncConnection | DirectReader
+Reader = AsyncSession | AsyncConnection | DirectConnection
 
 
 def family(dialect_name: str) -> str:
@@ -204,7 +204,7 @@ def family(dialect_name: str) -> str:
 
 def dialect_of(reader: Reader) -> str:
     """``postgresql``, ``sqlite`` or ``mysql``: the SQL the reader's engine speaks."""
-    if isinstance(reader, DirectReader):
+    if isinstance(reader, DirectConnection):
         return "postgresql"
     if isinstance(reader, AsyncConnection):
         return family(reader.dialect.name)

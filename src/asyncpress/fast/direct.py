@@ -1,12 +1,15 @@
-"""Connections of their own for driver-direct reads on PostgreSQL (see README.md beside this file).
+"""Connections of their own for one-statement work on PostgreSQL (see README.md beside this file).
 
-A one-row read checked its connection out of SQLAlchemy's pool through an
-``AsyncConnection``: a greenlet to check it out, another to return it, and
-the ``Connection`` object around it, about 50 µs of the loop's CPU per read
-at 64 requests in flight (docs/benchmarks.md, sixth round), more than the
-read itself. These reads need nothing of that: they run one statement that
-writes nothing, outside any transaction. :class:`ReadPool` hands them
-asyncpg connections from asyncpg's own pool instead:
+The hot reads (an article, its comments, a profile, the tags, the caller)
+and the writes done in one statement that commits as it ends (favorites,
+follows, comments, a new article: ``core.uow.OneStatement``) checked their
+connection out of SQLAlchemy's pool through an ``AsyncConnection``: a
+greenlet to check it out, another to return it, and the ``Connection``
+object around it, about 50 µs of the loop's CPU per read at 64 requests in
+flight (docs/benchmarks.md, sixth round), more than the read itself. They
+need nothing of that: each statement runs outside any transaction, and
+commits alone if it writes. :class:`DirectPool` hands them asyncpg
+connections from asyncpg's own pool instead:
 
 - **First come, first served.** asyncpg's pool lets a newcomer take a
   connection a woken waiter was about to take (an ``asyncio.Queue``), the
@@ -15,7 +18,9 @@ asyncpg connections from asyncpg's own pool instead:
   for whoever holds a slot.
 - **Nothing to reset.** asyncpg resets a returned connection with four
   statements in one round trip (advisory locks, cursors, LISTEN, session
-  settings). A read takes none of those, so a connection goes back as it is.
+  settings). This work takes none of those (an advisory lock it takes is a
+  transaction's, released as its statement commits), so a connection goes
+  back as it is.
 - **Bounded waiting.** A slot not granted within the pool timeout raises
   SQLAlchemy's own pool ``TimeoutError``: answered 503 like the other pool's.
 - Connections the server closed are replaced by asyncpg on checkout; a
@@ -35,10 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 async def _as_it_is(_connection: asyncpg.Connection) -> None:
-    """A returned connection needs no reset: reads change nothing in the session."""
+    """A returned connection needs no reset: this work changes nothing in the session."""
 
 
-class ReadPool:
+class DirectPool:
     def __init__(
         self, engine: AsyncEngine, connect_args: dict[str, Any], size: int, patience_s: float
     ) -> None:
@@ -56,7 +61,7 @@ class ReadPool:
     async def _opened(self) -> asyncpg.Pool:
         async with self._opening:
             if self._pool is None:
-                # min_size=0: connections are opened as reads need them, so
+                # min_size=0: connections are opened as they are needed, so
                 # a process starts while the database is down.
                 self._pool = await asyncpg.create_pool(
                     min_size=0, max_size=self.size, reset=_as_it_is, **self._connect
@@ -70,7 +75,7 @@ class ReadPool:
                 await self._slots.acquire()
         except TimeoutError:
             raise sa_exc.TimeoutError(
-                f"no connection for a read within {self.patience_s:g} s"
+                f"no direct connection within {self.patience_s:g} s"
             ) from None
         try:
             pool = self._pool or await self._opened()
@@ -88,11 +93,12 @@ class ReadPool:
             await self._pool.close()
 
 
-class DirectReader:
-    """What a repository reads from on PostgreSQL when it needs no session (``Database.reading``).
+class DirectConnection:
+    """A connection of the direct pool, as ``Database.reading`` and ``write_at_once`` hand it out.
 
-    ``Prepared.rows`` sends its statement to ``connection``; ``engine`` is
-    the engine whose ``before_cursor_execute`` listeners see it.
+    ``Prepared.rows`` (reads) and ``Prepared.commits_alone`` (a write that
+    commits as it ends) send their statement to ``connection``; ``engine``
+    is the engine whose ``before_cursor_execute`` listeners see it.
     """
 
     __slots__ = ("connection", "engine")

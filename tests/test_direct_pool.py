@@ -1,4 +1,4 @@
-"""The read pool (fast.reads): one-statement reads on PostgreSQL, in order, bounded, healed."""
+"""The direct pool (fast.direct): one-statement work on PostgreSQL, in order, bounded, healed."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from asyncpress.core.config import Settings
-from asyncpress.core.db.engine import create_engine, read_pool
+from asyncpress.core.db.engine import create_engine, direct_pool
 from asyncpress.core.db_faults import classify
 from asyncpress.core.uow import Database
-from asyncpress.fast.reads import ReadPool
+from asyncpress.fast.direct import DirectPool
 from tests.factories import register
 from tests.support.app import make_settings, wired
 
@@ -30,9 +30,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def _pool(engine: AsyncEngine, size: int, patience_s: float = 5.0) -> ReadPool:
-    settings = {"server_settings": {"application_name": "asyncpress-read-pool-test"}}
-    return ReadPool(engine, settings, size=size, patience_s=patience_s)
+def _pool(engine: AsyncEngine, size: int, patience_s: float = 5.0) -> DirectPool:
+    settings = {"server_settings": {"application_name": "asyncpress-direct-pool-test"}}
+    return DirectPool(engine, settings, size=size, patience_s=patience_s)
 
 
 async def test_reads_wait_their_turn_in_order(engine: AsyncEngine) -> None:
@@ -107,7 +107,7 @@ async def test_a_connection_the_server_closed_is_replaced(engine: AsyncEngine) -
         async with reads.connection() as connection:
             assert await connection.fetchval("SELECT pg_backend_pid()") != pid
             name = await connection.fetchval("SHOW application_name")
-        assert name == "asyncpress-read-pool-test"  # opened with the session settings
+        assert name == "asyncpress-direct-pool-test"  # opened with the session settings
     finally:
         await reads.close()
 
@@ -129,14 +129,14 @@ async def test_a_down_database_is_a_503_not_a_500(engine: AsyncEngine) -> None:
 class TestOnTheApp:
     @pytest.fixture
     def settings(self, database_url: str) -> Settings:
-        return make_settings(database_url, db_read_pool_size=2)
+        return make_settings(database_url, db_direct_pool_size=2)
 
-    async def test_a_one_row_read_takes_no_connection_of_the_engine(
+    async def test_one_statement_reads_and_writes_take_no_connection_of_the_engine(
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
         await register(client, "reader")
         db = wired(app, Database)
-        assert db.reads is not None
+        assert db.direct is not None
         checkouts: list[object] = []
 
         def checked_out(*args: object) -> None:
@@ -151,13 +151,22 @@ class TestOnTheApp:
         assert response.status_code == 200
         assert response.json()["profile"]["username"] == "reader"
         assert checkouts == []
-        assert db.reads.in_use == 0
+        # A write in one statement that commits alone: the same pool.
+        follower = await register(client, "follower")
+        event.listen(engine, "checkout", checked_out)
+        try:
+            followed = await client.post("/api/profiles/reader/follow", headers=follower.headers)
+        finally:
+            event.remove(engine, "checkout", checked_out)
+        assert followed.json()["profile"]["following"] is True
+        assert checkouts == []
+        assert db.direct.in_use == 0
 
 
-async def test_a_read_pool_of_zero_reads_through_the_engine(database_url: str) -> None:
-    settings = make_settings(database_url, db_read_pool_size=0)
+async def test_a_direct_pool_of_zero_works_through_the_engine(database_url: str) -> None:
+    settings = make_settings(database_url, db_direct_pool_size=0)
     engine = create_engine(settings)
     try:
-        assert read_pool(settings, engine) is None
+        assert direct_pool(settings, engine) is None
     finally:
         await engine.dispose()
