@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -112,6 +113,25 @@ async def test_a_connection_the_server_closed_is_replaced(engine: AsyncEngine) -
         await reads.close()
 
 
+async def test_closing_cuts_off_a_connection_still_in_use(engine: AsyncEngine) -> None:
+    """A request's work left unwinding against a stalled database must not hold up shutdown."""
+    reads = _pool(engine, size=1)
+    holder = reads.connection()
+    connection = await holder.__aenter__()
+    pid = await connection.fetchval("SELECT pg_backend_pid()")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await reads.close(grace_s=0.2)
+    assert loop.time() - started < 2  # asyncpg's own close waits for it for ever
+    alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+    async with asyncio.timeout(5), engine.connect() as watcher:
+        while (await watcher.execute(alive, {"pid": pid})).scalar_one():
+            await watcher.rollback()  # a fresh snapshot of the activity view
+            await asyncio.sleep(0.02)
+    await holder.__aexit__(None, None, None)  # the work, unwinding later, still returns
+    assert reads.in_use == 0
+
+
 async def test_a_down_database_is_a_503_not_a_500(engine: AsyncEngine) -> None:
     closed = create_async_engine("postgresql+asyncpg://postgres:x@127.0.0.1:1/none?ssl=disable")
     reads = _pool(closed, size=1)
@@ -160,6 +180,23 @@ class TestOnTheApp:
             event.remove(engine, "checkout", checked_out)
         assert followed.json()["profile"]["following"] is True
         assert checkouts == []
+
+    async def test_its_connections_in_use_are_counted_in_the_metrics(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        db = wired(app, Database)
+        assert db.direct is not None
+
+        async def in_use() -> float:
+            text = (await client.get("/metrics")).text
+            found = re.search(r"^asyncpress_db_pool_checked_out (\S+)$", text, re.M)
+            assert found is not None
+            return float(found.group(1))
+
+        async with db.direct.connection(), db.direct.connection():
+            # Two at least: the engine's are held now and then by background readers.
+            assert await in_use() >= 2
+        assert db.direct.in_use == 0
         assert db.direct.in_use == 0
 
 

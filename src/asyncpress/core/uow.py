@@ -167,9 +167,11 @@ class Database:
 
     async def close(self) -> None:
         """Close every connection: the direct pool's, then the engine's."""
-        if self.direct is not None:
-            await self.direct.close()
-        await self.engine.dispose()
+        try:
+            if self.direct is not None:
+                await self.direct.close()
+        finally:
+            await self.engine.dispose()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection | DirectConnection]:

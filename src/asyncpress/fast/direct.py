@@ -38,6 +38,9 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+# How long closing waits for connections still in use.
+CLOSE_GRACE_S = 5.0
+
 
 async def _as_it_is(_connection: asyncpg.Connection) -> None:
     """A returned connection needs no reset: this work changes nothing in the session."""
@@ -55,6 +58,7 @@ class DirectPool:
         self.size = size
         self.patience_s = patience_s
         self._slots = asyncio.Semaphore(size)
+        self._held = 0  # slots taken: connections in use or about to be
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
 
@@ -77,20 +81,33 @@ class DirectPool:
             raise sa_exc.TimeoutError(
                 f"no direct connection within {self.patience_s:g} s"
             ) from None
+        self._held += 1
         try:
             pool = self._pool or await self._opened()
             async with pool.acquire() as connection:
                 yield connection
         finally:
+            self._held -= 1
             self._slots.release()
 
     @property
     def in_use(self) -> int:
-        return self.size - self._slots._value
+        return self._held
 
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
+    async def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
+        """Close every connection; one still in use after ``grace_s`` is cut off.
+
+        asyncpg's ``close`` waits for every connection to come back, and a
+        request's work left unwinding after its deadline (``ops.deadline``)
+        may hold one against a database that stopped answering.
+        """
+        if self._pool is None:
+            return
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._pool.close()
+        except TimeoutError:
+            self._pool.terminate()
 
 
 class DirectConnection:

@@ -222,7 +222,9 @@ class Metrics:
 
     def publish(self) -> None:
         pool = self.db.engine.pool
-        POOL.set(int(getattr(pool, "checkedout", lambda: 0)()))
+        direct = self.db.direct  # the one-statement work's own pool (fast.direct)
+        in_use = int(getattr(pool, "checkedout", lambda: 0)())
+        POOL.set(in_use + (0 if direct is None else direct.in_use))
         kinds = Tally(conn.kind for conn in self.hub.connections)
         for protocol in ("ws", "sse"):
             STREAMS.labels(protocol).set(kinds.get(protocol, 0))
