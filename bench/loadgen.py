@@ -33,16 +33,36 @@ class Grid:
     ``path`` holds ``{item}``. Each wrk thread walks its own share of the
     pairs in order, each run from where the one before stopped (``starts``),
     so that a favorite, say, is of a pair not favorited yet. An undo (the
-    unfavorite) walks a copy from the beginning: the pairs just written.
+    unfavorite, made by ``again``) walks the pairs its write walked in the
+    write's latest run, from where that run began (``begun``): measured in
+    rounds, each round's undo takes back what that round's write wrote.
     """
 
     path: str
     tokens: list[str]
     items: list[str]
     starts: list[int] | None = None
+    begun: list[int] | None = None  # the starts of the latest run
+    undoes: Grid | None = None
 
     def again(self) -> Grid:
-        return Grid(self.path, self.tokens, self.items)
+        return Grid(self.path, self.tokens, self.items, undoes=self)
+
+    def starting(self, threads: int) -> list[int]:
+        """Where each thread starts its next run."""
+        if self.undoes is not None and self.undoes.begun is not None:
+            self.starts = list(self.undoes.begun)
+        if self.starts is None:
+            share = self.size // threads
+            self.starts = [k * share for k in range(threads)]
+        return self.starts
+
+    def walked(self, positions: list[int]) -> int:
+        """Record where a run stopped; returns the pairs it sent."""
+        assert self.starts is not None
+        sent = sum(p - s for p, s in zip(positions, self.starts, strict=True))
+        self.begun, self.starts = self.starts, positions
+        return sent
 
     @property
     def size(self) -> int:
@@ -90,8 +110,7 @@ def start(base: str, load: Load, seconds: float, work: Path, name: str) -> subpr
         items.write_text("\n".join(grid.items) + "\n")
         env["BENCH_GRID"] = "\t".join((grid.path, str(tokens), str(items)))
         env["BENCH_THREADS"] = str(threads)
-        if grid.starts is not None:
-            env["BENCH_STARTS"] = ",".join(str(n) for n in grid.starts)
+        env["BENCH_STARTS"] = ",".join(str(n) for n in grid.starting(threads))
     if load.unique_bodies:
         env["BENCH_UNIQUE"] = "1"
     command = [
@@ -141,10 +160,8 @@ def run(base: str, load: Load, seconds: float, work: Path, name: str) -> dict[st
     if load.grid is not None:
         grid = load.grid
         share = grid.size // len(done["positions"])
-        starts = grid.starts or [k * share for k in range(len(done["positions"]))]
-        assert done["sent"] == sum(p - s for p, s in zip(done["positions"], starts, strict=True))
-        grid.starts = done["positions"]
-        if any(p - k * share >= share for k, p in enumerate(grid.starts)):
+        assert done["sent"] == grid.walked(done["positions"])
+        if any(p - k * share >= share for k, p in enumerate(done["positions"])):
             # Past its share a thread repeats pairs already written (on the
             # small data sets of --dry and --smoke): the case's rows written
             # per request shows it.

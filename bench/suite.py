@@ -3,7 +3,8 @@
 Starts PostgreSQL (pinned to CPU 1) and, for the scale-out scenario, Redis;
 seeds a fixed data set; serves asyncpress and the baselines with one
 uvicorn worker pinned to CPU 0; drives them with wrk pinned to CPU 1.
-Every case is warmed up, then run 3 times (1 with --quick); the medians go to
+Every case is warmed up, then run 3 times (1 with --quick): the endpoints
+and their ceilings in rounds, each case once per round. The medians go to
 ``bench/results/suite-<timestamp>.json``, and a full run also regenerates
 the table in ``docs/benchmarks.md`` and the plots in ``docs/bench/``.
 
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -92,6 +93,7 @@ MODES = {
 }
 # The endpoint loads a smoke run measures (a read with its count, a cached read).
 SMOKE_ENDPOINTS = ("list", "tags", "favorite", "unfavorite")
+SMOKE_CEILINGS = ("ceiling_small_dict", "ceiling_database", "ceiling_one_row_read", "ceiling_write")
 
 DATA = {
     "users": 1_000,
@@ -120,6 +122,22 @@ class Fixtures:
     ceiling_slugs: list[str]
     ceiling_tokens: list[str]  # every user's: the write ceiling's grid is the largest
     followees: list[str]
+
+
+@dataclass
+class Turn:
+    """One case of a scenario measured in rounds (``Bench.rounds``)."""
+
+    name: str
+    once: Callable[[], dict[str, Any]]  # one measured run
+    warm: Callable[[], object]
+    pid: int | None  # the server to let settle after each run (None: no server)
+    concurrency: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def settle(self) -> None:
+        if self.pid is not None:
+            settle(self.pid)
 
 
 @dataclass
@@ -178,30 +196,63 @@ class Bench:
     def measure(
         self, scenario: str, name: str, base: str, load: Load, pid: int, **info: Any
     ) -> dict[str, Any]:
-        """Warm up, then ``runs`` wrk runs; the case with its median run.
+        """Warm up, then ``runs`` wrk runs; the case with its median run."""
+        [case] = self.rounds(scenario, [self.turn(name, base, load, pid, **info)])
+        return case
 
-        A write case also records how many rows of its table its runs
-        changed per request (1.0: every request wrote; less: some repeated
-        a write already done, which costs less).
-        """
+    def turn(self, name: str, base: str, load: Load, pid: int, **info: Any) -> Turn:
+        """A wrk case to measure in rounds."""
         load = self.fit(load)
+        warm = replace(load, min_seconds=0)
+        return Turn(
+            name,
+            lambda: loadgen.run(base, load, self.mode.seconds, self.work, name),
+            lambda: loadgen.run(base, warm, self.mode.warmup_s, self.work, name),
+            pid,
+            load.concurrency,
+            info,
+        )
+
+    def rounds(self, scenario: str, turns: list[Turn]) -> list[dict[str, Any]]:
+        """Measure ``turns`` in rounds: every case once per round, ``runs`` rounds.
+
+        A case and its ceiling measured minutes apart can differ by a fifth
+        on this machine's shared cores for no reason of their own (docs/
+        benchmarks.md); taking turns, each in every round, exposes them to
+        the same minutes. Each case is warmed up first. A write case also
+        records how many rows of its table its runs changed per request (1.0:
+        every request wrote; less: some repeated a write already done, which
+        costs less).
+        """
         if self.mode.warmup_s:
-            loadgen.run(base, replace(load, min_seconds=0), self.mode.warmup_s, self.work, name)
-            settle(pid)
-        table = WRITES.get(name)
-        before = self.rows(table) if table else 0
-        with self.profiling(name, pid):
-            runs = [
-                loadgen.run(base, load, self.mode.seconds, self.work, name)
-                for _ in range(self.mode.runs)
-            ]
-        settle(pid)
-        if table:
-            requests = sum(r["sent"] for r in runs)
-            info["rows_changed"] = abs(self.rows(table) - before)
-            info["requests_sent"] = requests
-            info["changed_per_request"] = round(info["rows_changed"] / requests, 3)
-        return self.record(scenario, name, runs, concurrency=load.concurrency, **info)
+            for t in turns:
+                t.warm()
+                t.settle()
+        runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in turns}
+        changed = dict.fromkeys(runs, 0)
+        for number in range(self.mode.runs):
+            for t in turns:
+                table = WRITES.get(t.name)
+                before = self.rows(table) if table else 0
+                # py-spy follows a case's first run only: one profile per case.
+                with self.profiling(t.name, t.pid) if number == 0 else nullcontext():
+                    done = t.once()
+                t.settle()
+                runs[t.name].append({**done, "round": number})
+                if table:
+                    changed[t.name] += abs(self.rows(table) - before)
+        cases = []
+        for t in turns:
+            info = dict(t.info)
+            if t.name in WRITES:
+                requests = sum(r["sent"] for r in runs[t.name])
+                info["rows_changed"] = changed[t.name]
+                info["requests_sent"] = requests
+                info["changed_per_request"] = round(changed[t.name] / requests, 3)
+            cases.append(
+                self.record(scenario, t.name, runs[t.name], concurrency=t.concurrency, **info)
+            )
+        return cases
 
     def rows(self, table: str) -> int:
         async def count() -> int:
@@ -245,8 +296,8 @@ class Bench:
         return case
 
     @contextmanager
-    def profiling(self, name: str, pid: int) -> Iterator[None]:
-        if name not in self.profile:
+    def profiling(self, name: str, pid: int | None) -> Iterator[None]:
+        if name not in self.profile or pid is None:
             yield
             return
         out = RESULTS / f"profile-{name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.txt"
@@ -430,29 +481,66 @@ def _login(email: str) -> str:
     return json.dumps({"user": {"email": email, "password": SEED_PASSWORD}})
 
 
+# The order of a round: each ceiling just before the cases measured against it.
+ROUND = (
+    "ceiling_small_dict",
+    "ceiling_20_articles",
+    "ceiling_database",
+    "list",
+    "list_counting",
+    "list_by_tag",
+    "feed",
+    "ceiling_one_row_read",
+    "article",
+    "comments",
+    "tags",
+    "profile",
+    "login",
+    "ceiling_write",
+    "favorite",
+    "unfavorite",
+    "follow",
+    "unfollow",
+    "comment",
+    "create_article",
+)
+
+
 def scenario_endpoints(b: Bench) -> None:
+    """Every endpoint and its ceiling, in rounds (``Bench.rounds``).
+
+    The servers run side by side (the idle ones use no CPU to speak of), so
+    that a round takes each case in turn.
+    """
     loads = endpoint_loads(b.fixtures)
-    with b.server("ceiling", "bench.apps:ceiling") as (base, pid):
-        b.measure("endpoints", "ceiling_small_dict", base, Load("GET", [Target("/small")], 64), pid)
-        if not b.mode.smoke:
-            articles = Load("GET", [Target("/articles")], 64)
-            b.measure("endpoints", "ceiling_20_articles", base, articles, pid)
-        b.measure("endpoints", "ceiling_one_row_read", base, loads["profile"], pid)
-        f = b.fixtures
-        grid = Grid("/api/articles/{item}/favorite", f.ceiling_tokens, f.ceiling_slugs)
-        b.measure("endpoints", "ceiling_write", base, Load("POST", [], 64, grid=grid), pid)
-    runs = [_db_ceiling(b) for _ in range(b.mode.runs)]
-    b.record("endpoints", "ceiling_database", runs, concurrency=64)
-    if b.mode.smoke:
-        loads = {name: loads[name] for name in SMOKE_ENDPOINTS}
-    with b.server("asyncpress") as (base, pid):
-        for name, load in loads.items():
-            b.measure("endpoints", name, base, load, pid)
-    if b.mode.name in {"quick", "smoke"}:
-        return  # the next case is for full runs and the harness check (--dry)
-    # The list as the database ceiling does it: the count on every page.
-    with b.server("asyncpress-counting", ARTICLES_COUNT_CACHE_S="0") as (base, pid):
-        b.measure("endpoints", "list_counting", base, loads["list"], pid)
+    f = b.fixtures
+    grid = Grid("/api/articles/{item}/favorite", f.ceiling_tokens, f.ceiling_slugs)
+    with ExitStack() as servers:
+        base, pid = servers.enter_context(b.server("ceiling", "bench.apps:ceiling"))
+        turns = {
+            "ceiling_small_dict": b.turn(
+                "ceiling_small_dict", base, Load("GET", [Target("/small")], 64), pid
+            ),
+            "ceiling_20_articles": b.turn(
+                "ceiling_20_articles", base, Load("GET", [Target("/articles")], 64), pid
+            ),
+            "ceiling_one_row_read": b.turn("ceiling_one_row_read", base, loads["profile"], pid),
+            "ceiling_write": b.turn("ceiling_write", base, Load("POST", [], 64, grid=grid), pid),
+            "ceiling_database": Turn(
+                "ceiling_database", lambda: _db_ceiling(b), lambda: None, None, 64
+            ),
+        }
+        base, pid = servers.enter_context(b.server("asyncpress"))
+        turns |= {name: b.turn(name, base, load, pid) for name, load in loads.items()}
+        if b.mode.name not in {"quick", "smoke"}:
+            # The list as the database ceiling does it: the count on every page.
+            counting = b.server("asyncpress-counting", ARTICLES_COUNT_CACHE_S="0")
+            base, pid = servers.enter_context(counting)
+            turns["list_counting"] = b.turn("list_counting", base, loads["list"], pid)
+        if b.mode.smoke:
+            wanted = {*SMOKE_ENDPOINTS, *SMOKE_CEILINGS}
+            turns = {name: t for name, t in turns.items() if name in wanted}
+        b.rounds("endpoints", [turns[name] for name in ROUND if name in turns])
 
 
 def _db_ceiling(b: Bench) -> dict[str, Any]:
