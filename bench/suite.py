@@ -43,6 +43,7 @@ from typing import Any
 from servers.mariadb import MariaDBServer, find_binary
 from servers.postgres import PostgresServer, free_port
 from servers.processes import Process, RedisServer, wait_for_port
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from asyncpress.cli import seed_database
@@ -92,7 +93,8 @@ MODES = {
     "smoke": Mode("smoke", 1, 0, 1, 0.02, 1, 1, 0, smoke=True),
 }
 # The endpoint loads a smoke run measures (a read with its count, a cached read).
-SMOKE_ENDPOINTS = ("list", "tags", "favorite", "unfavorite")
+SMOKE_ENDPOINTS = ("list", "tags", "favorite", "unfavorite", "comment", "create_article")
+COMMENT_BODY = "A comment the benchmark wrote."
 SMOKE_CEILINGS = ("ceiling_small_dict", "ceiling_database", "ceiling_one_row_read", "ceiling_write")
 
 DATA = {
@@ -122,6 +124,24 @@ class Fixtures:
     ceiling_slugs: list[str]
     ceiling_tokens: list[str]  # every user's: the write ceiling's grid is the largest
     followees: list[str]
+
+
+# What the endpoint writes add that no undo case takes back (``take_back_writes``),
+# in SQL both backends speak; the parameters are the new articles' titles and
+# the comments' body of ``endpoint_loads``.
+TAKE_BACK = tuple(
+    text(sql)
+    for sql in (
+        "UPDATE tags SET uses = uses - (SELECT count(*) FROM article_tags"
+        " WHERE article_tags.tag_id = tags.id AND article_id IN"
+        " (SELECT id FROM articles WHERE title LIKE :titles))"
+        " WHERE id IN (SELECT tag_id FROM article_tags WHERE article_id IN"
+        " (SELECT id FROM articles WHERE title LIKE :titles))",
+        "DELETE FROM articles WHERE title LIKE :titles",
+        "DELETE FROM comments WHERE body = :body",
+    )
+)
+ARTICLE_TITLE = "Bench article "
 
 
 @dataclass
@@ -213,7 +233,9 @@ class Bench:
             info,
         )
 
-    def rounds(self, scenario: str, turns: list[Turn]) -> list[dict[str, Any]]:
+    def rounds(
+        self, scenario: str, turns: list[Turn], after_round: Callable[[], object] | None = None
+    ) -> list[dict[str, Any]]:
         """Measure ``turns`` in rounds: every case once per round, ``runs`` rounds.
 
         A case and its ceiling measured minutes apart can differ by a fifth
@@ -222,12 +244,16 @@ class Bench:
         the same minutes. Each case is warmed up first. A write case also
         records how many rows of its table its runs changed per request (1.0:
         every request wrote; less: some repeated a write already done, which
-        costs less).
+        costs less). ``after_round`` runs after the warm-ups and after each
+        round: it puts back what the writes added, so that every round reads
+        the same data.
         """
         if self.mode.warmup_s:
             for t in turns:
                 t.warm()
                 t.settle()
+            if after_round:
+                after_round()
         runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in turns}
         changed = dict.fromkeys(runs, 0)
         for number in range(self.mode.runs):
@@ -241,6 +267,12 @@ class Bench:
                 runs[t.name].append({**done, "round": number})
                 if table:
                     changed[t.name] += abs(self.rows(table) - before)
+                if len(turns) > 1:
+                    print(
+                        f"    round {number + 1} {t.name:<26} {done['rps']:>9.1f} req/s", flush=True
+                    )
+            if after_round:
+                after_round()
         cases = []
         for t in turns:
             info = dict(t.info)
@@ -254,12 +286,38 @@ class Bench:
             )
         return cases
 
-    def rows(self, table: str) -> int:
+    def take_back_writes(self) -> None:
+        """Remove the articles and comments the write cases added, and their tag uses.
+
+        The favorites and follows are taken back by their undo cases; a new
+        article and a comment have none, and the reads of the next round
+        (a list's count, an article's comments) would read more rows.
+        """
+
+        async def clean() -> None:
+            engine = create_async_engine(self.url)
+            try:
+                async with engine.begin() as connection:
+                    for statement in TAKE_BACK:
+                        values = {"titles": f"{ARTICLE_TITLE}%", "body": COMMENT_BODY}
+                        await connection.execute(statement, values)
+                if isinstance(self.db, PostgresServer):
+                    tidy = engine.execution_options(isolation_level="AUTOCOMMIT")
+                    async with tidy.connect() as connection:
+                        await connection.exec_driver_sql(
+                            "VACUUM ANALYZE articles, article_tags, comments, tags"
+                        )
+            finally:
+                await engine.dispose()
+
+        asyncio.run(clean())
+
+    def rows(self, table: str, of: str = "count(*)") -> int:
         async def count() -> int:
             engine = create_async_engine(self.url)
             try:
                 async with engine.connect() as connection:
-                    found = await connection.exec_driver_sql(f"SELECT count(*) FROM {table}")  # noqa: S608
+                    found = await connection.exec_driver_sql(f"SELECT {of} FROM {table}")  # noqa: S608
                     return int(found.scalar_one())
             finally:
                 await engine.dispose()
@@ -428,11 +486,11 @@ def endpoint_loads(f: Fixtures) -> dict[str, Load]:
     """Every endpoint case; the writes' undos follow their writes, in this order."""
     favorites = Grid("/api/articles/{item}/favorite", f.tokens, f.write_slugs)
     follows = Grid("/api/profiles/{item}/follow", f.tokens, f.followees)
-    c = json.dumps({"comment": {"body": "A comment the benchmark wrote."}})
+    c = json.dumps({"comment": {"body": COMMENT_BODY}})
     article = json.dumps(
         {
             "article": {
-                "title": "Bench article {n}",
+                "title": ARTICLE_TITLE + "{n}",
                 "description": "Written by the benchmark",
                 "body": "A body of a few words, as a short article has.",
                 "tagList": f.tags[:2],
@@ -540,7 +598,14 @@ def scenario_endpoints(b: Bench) -> None:
         if b.mode.smoke:
             wanted = {*SMOKE_ENDPOINTS, *SMOKE_CEILINGS}
             turns = {name: t for name, t in turns.items() if name in wanted}
-        b.rounds("endpoints", [turns[name] for name in ROUND if name in turns])
+        b.rounds("endpoints", [turns[name] for name in ROUND if name in turns], b.take_back_writes)
+    # What the rounds left: the seeded data, which the harness test checks.
+    b.extras["rows_after_rounds"] = {
+        "articles": b.rows("articles"),
+        "comments": b.rows("comments"),
+        "article_tags": b.rows("article_tags"),
+        "tag_uses": b.rows("tags", "sum(uses)"),
+    }
 
 
 def _db_ceiling(b: Bench) -> dict[str, Any]:

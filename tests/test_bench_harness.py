@@ -59,6 +59,14 @@ def test_a_smoke_run_seeds_serves_measures_and_reports(tmp_path: Path) -> None:
     unfavorite = names["unfavorite"]
     removable = min(names["favorite"]["rows_changed"], unfavorite["requests_sent"])
     assert unfavorite["rows_changed"] >= 0.9 * removable, (unfavorite, removable)
+    # Each round ends by taking back the new articles and comments (and their
+    # tags' uses): the next round reads the data set as seeded.
+    assert names["create_article"]["changed_per_request"] > 0.9
+    assert names["comment"]["changed_per_request"] > 0.9
+    left = result["extras"]["rows_after_rounds"]
+    seeded = result["data"]
+    assert (left["articles"], left["comments"]) == (seeded["articles"], seeded["comments"])
+    assert left["tag_uses"] == left["article_tags"] == seeded["article_tags"]
     assert {"fastapi", "uvicorn", "asyncpg"} <= set(result["machine"]["packages"])
     # The concurrency plot needs the sync/async scenario, which a smoke run leaves out.
     plots = sorted(p.name for p in tmp_path.glob("*.png"))
