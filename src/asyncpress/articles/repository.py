@@ -486,16 +486,24 @@ async def id_by_slug(reader: Reader, slug: str) -> int | None:
 def _like(dialect: str, column: Any, values: dict[str, Any] | None) -> ColumnElement[bool]:
     """``column`` is ``base`` or ``base-…`` (``_slug_params``), asked so that an index serves it.
 
-    SQLite's ``LIKE`` ignores case and so never uses an index; its slugs
-    compare byte by byte, where ``base-…`` is the range from ``base-`` up to
-    ``base.`` (``.`` follows ``-``). PostgreSQL serves the ``LIKE`` from a
-    ``text_pattern_ops`` index (migration 0011), MySQL from the unique one.
-    Slugs hold no LIKE wildcards: slugify turns "%" and "_" into "-".
-    ``values`` binds the parameters now (a statement to show); without, the
-    caller gives them at each run.
+    Compared byte by byte, ``base-…`` is the range from ``base-`` up to
+    ``base.`` (``.`` follows ``-``). SQLite's slugs compare so (its ``LIKE``
+    ignores case and never uses an index). PostgreSQL's ``text_pattern_ops``
+    index (migration 0011) serves that range through its byte-wise operators
+    ``~>=~`` and ``~<~``, in a plan made once for any values (the direct
+    pool's, ``fast.direct``); a ``LIKE $1`` there would read the whole index,
+    its pattern unknown when planned. MySQL serves the ``LIKE`` from its
+    unique index. Slugs hold no LIKE wildcards: slugify turns "%" and "_"
+    into "-". ``values`` binds the parameters now (a statement to show);
+    without, the caller gives them at each run.
     """
+    low, high = _param("low", values), _param("high", values)
     if dialect == "sqlite":
-        prefixed = (column >= _param("low", values)) & (column < _param("high", values))
+        prefixed = (column >= low) & (column < high)
+    elif dialect == "postgresql":
+        at_least = column.op("~>=~", is_comparison=True)(low)
+        below = column.op("~<~", is_comparison=True)(high)
+        prefixed = at_least & below
     else:
         prefixed = column.like(_param("pattern", values))
     clause: ColumnElement[bool] = (column == _param("base", values)) | prefixed
