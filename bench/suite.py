@@ -297,9 +297,9 @@ class Bench:
         async def clean() -> None:
             engine = create_async_engine(self.url)
             try:
+                values = {"titles": f"{ARTICLE_TITLE}%", "body": COMMENT_BODY}
                 async with engine.begin() as connection:
                     for statement in TAKE_BACK:
-                        values = {"titles": f"{ARTICLE_TITLE}%", "body": COMMENT_BODY}
                         await connection.execute(statement, values)
                 if isinstance(self.db, PostgresServer):
                     tidy = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -564,6 +564,14 @@ ROUND = (
 )
 
 
+def in_round_order(turns: dict[str, Turn]) -> list[Turn]:
+    """``turns`` in ``ROUND``'s order; a case ``ROUND`` does not place is an error, not left out."""
+    unplaced = sorted(set(turns) - set(ROUND))
+    if unplaced:
+        raise ValueError(f"bench.suite.ROUND does not place {', '.join(unplaced)}")
+    return [turns[name] for name in ROUND if name in turns]
+
+
 def scenario_endpoints(b: Bench) -> None:
     """Every endpoint and its ceiling, in rounds (``Bench.rounds``).
 
@@ -598,7 +606,7 @@ def scenario_endpoints(b: Bench) -> None:
         if b.mode.smoke:
             wanted = {*SMOKE_ENDPOINTS, *SMOKE_CEILINGS}
             turns = {name: t for name, t in turns.items() if name in wanted}
-        b.rounds("endpoints", [turns[name] for name in ROUND if name in turns], b.take_back_writes)
+        b.rounds("endpoints", in_round_order(turns), b.take_back_writes)
     # What the rounds left: the seeded data, which the harness test checks.
     b.extras["rows_after_rounds"] = {
         "articles": b.rows("articles"),

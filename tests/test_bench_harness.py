@@ -21,10 +21,20 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from bench import report
 from bench.loadgen import Grid
 from bench.report import ratio
-from bench.suite import MODES, SCENARIOS, SMOKE_ENDPOINTS, Bench, Turn
+from bench.suite import (
+    MODES,
+    ROUND,
+    SCENARIOS,
+    SMOKE_ENDPOINTS,
+    Bench,
+    Turn,
+    endpoint_loads,
+    in_round_order,
+)
 
 REPO = Path(__file__).parent.parent
 
@@ -159,3 +169,21 @@ def test_a_ratio_is_the_median_of_the_rounds_own_ratios() -> None:
     # Results from before the rounds: the ratio of the medians.
     older = {"rps": 100.0, "runs": [{"rps": 100.0}]}
     assert ratio(older, {"rps": 400.0, "runs": [{"rps": 400.0}]}) == 0.25
+
+
+def test_a_round_places_every_endpoint_and_each_undo_after_its_write() -> None:
+    loads = endpoint_loads(cast(Any, _NoFixtures()))
+    assert set(loads) <= set(ROUND)
+    for write, undo in (("favorite", "unfavorite"), ("follow", "unfollow")):
+        assert ROUND.index(write) < ROUND.index(undo)
+    done = {"rps": 1.0, "p50_ms": 1.0, "p99_ms": 1.0}
+    stray = Turn("not_in_round", lambda: done, lambda: None, None, 1)
+    with pytest.raises(ValueError, match="not_in_round"):
+        in_round_order({"list": stray, "not_in_round": stray})
+
+
+class _NoFixtures:
+    """Fixtures enough for endpoint_loads to name its cases."""
+
+    def __getattr__(self, _name: str) -> list[str]:
+        return ["x"]
